@@ -1,0 +1,263 @@
+"""Record legacy SOAP traffic to vcrpy cassettes with no card number in them, and play it back.
+
+A cassette is evidence that leaves the machine, so every card number in a request or reply
+(body, URI, header) is replaced by its keyed HMAC token in vcrpy's before-record hooks, i.e.
+BEFORE anything is written, and credential headers are dropped. Playback matches on the
+canonical request (the transaction id inside the SOAP body), not raw bytes, so volatile
+elements (timestamps, trace ids) do not break it. vcrpy playback slows as a cassette grows,
+so bulk work imports a cassette into the traffic store instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from cutover.adapters.tokenize import find_pans, tokenize_pan
+from cutover.errors import AdapterError, ConfigError
+
+#: Headers that carry credentials or sessions; they never reach a cassette.
+SECRET_HEADERS: Final = ("authorization", "proxy-authorization", "cookie", "set-cookie",
+                         "x-api-key", "x-auth-token")
+MATCHER_NAME: Final = "canonical_txn"
+
+
+def tokenize_text(text: str, key: bytes) -> str:
+    """Replace every Luhn-valid digit run in ``text`` by its token."""
+    for pan in set(find_pans(text)):
+        text = re.sub(rf"(?<!\d){pan}(?!\d)", tokenize_pan(pan, key), text)
+    return text
+
+
+def _tokenize_body(body: Any, key: bytes) -> Any:
+    if body is None:
+        return None
+    if isinstance(body, bytes):
+        return tokenize_text(body.decode("utf-8", "replace"), key).encode()
+    return tokenize_text(str(body), key)
+
+
+def _clean_headers(headers: dict, key: bytes) -> dict:
+    return {name: ([tokenize_text(str(v), key) for v in value] if isinstance(value, list)
+                   else tokenize_text(str(value), key))
+            for name, value in headers.items() if name.lower() not in SECRET_HEADERS}
+
+
+def request_hook(key: bytes):
+    """vcrpy before_record_request: tokenise body, URI and headers; drop credentials."""
+    def hook(request: Any) -> Any:
+        request.body = _tokenize_body(request.body, key)
+        request.uri = tokenize_text(request.uri, key)
+        for name in list(request.headers):
+            if name.lower() in SECRET_HEADERS:
+                del request.headers[name]
+            else:
+                request.headers[name] = tokenize_text(str(request.headers[name]), key)
+        return request
+    return hook
+
+
+def response_hook(key: bytes):
+    """vcrpy before_record_response: tokenise the body and headers; drop cookies."""
+    def hook(response: dict) -> dict:
+        response["body"]["string"] = _tokenize_body(response["body"]["string"], key)
+        response["headers"] = _clean_headers(response.get("headers", {}), key)
+        return response
+    return hook
+
+
+def element_text(body: Any, element: str) -> str | None:
+    """The text of the first element named ``element`` (any namespace) in a SOAP body."""
+    if body is None:
+        return None
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    found = re.search(rf"<(?:[\w.-]+:)?{re.escape(element)}>([^<]*)</", text)
+    return found.group(1) if found else None
+
+
+def canonical_matcher(txn_element: str):
+    """Match two requests by method, path and the transaction id inside their bodies."""
+    def matcher(r1: Any, r2: Any) -> bool:
+        if r1.method != r2.method or r1.path != r2.path:
+            return False
+        return element_text(r1.body, txn_element) == element_text(r2.body, txn_element)
+    return matcher
+
+
+def _vcr(txn_element: str, **kwargs: Any):
+    import vcr
+
+    recorder = vcr.VCR(serializer="yaml", decode_compressed_response=True, **kwargs)
+    recorder.register_matcher(MATCHER_NAME, canonical_matcher(txn_element))
+    return recorder
+
+
+@contextlib.contextmanager
+def recording(out: Path | str, key: bytes, txn_element: str) -> Iterator[Any]:
+    """Record every HTTP exchange inside the block to ``out``, tokenised before writing."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    recorder = _vcr(txn_element, record_mode="all", match_on=(MATCHER_NAME,),
+                    before_record_request=request_hook(key),
+                    before_record_response=response_hook(key))
+    with recorder.use_cassette(str(out)) as cassette:
+        yield cassette
+
+
+@contextlib.contextmanager
+def playback(cassette: Path | str, txn_element: str = "TxnId") -> Iterator[Any]:
+    """Answer every HTTP exchange inside the block from ``cassette``; no network."""
+    if not Path(cassette).is_file():
+        raise ConfigError(f"cassette {cassette} does not exist")
+    recorder = _vcr(txn_element, record_mode="none", match_on=(MATCHER_NAME,))
+    with recorder.use_cassette(str(cassette), allow_playback_repeats=True) as loaded:
+        yield loaded
+
+
+def read_cassette(path: Path | str) -> list[tuple[dict, dict]]:
+    """Return the (request, response) pairs of a cassette as vcrpy stores them."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return [(i["request"], i["response"]) for i in doc["interactions"]]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise ConfigError(f"cassette {path}: cannot read: {exc}") from exc
+
+
+def txn_element_of(mapping: Any) -> str:
+    """The request element that carries ``txn_id`` in ``mapping`` (what playback matches on)."""
+    for fmap in mapping.request:
+        if fmap.canonical == "txn_id":
+            return fmap.path[-1]
+    raise ConfigError(f"mapping {mapping.source}: no request element carries txn_id")
+
+
+def record_calls(mapping_path: Path | str, txns: list[dict[str, Any]], out: Path | str,
+                 key: bytes, *, wsdl: str | None = None, progress: Any = None,
+                 options: Any = None) -> list[dict]:
+    """Call the core once per transaction under a recorder; return the outcomes in order.
+
+    A transaction may carry ``pan``: it goes on the wire as the card and is tokenised by the
+    hooks before the cassette is written. Calls are sequential: a cassette is one file.
+    """
+    from cutover.adapters.mapping import load_mapping
+    from cutover.adapters.soap import SoapAdapter
+
+    mapping = load_mapping(mapping_path)
+    outcomes = []
+    with recording(out, key, txn_element_of(mapping)):
+        adapter = SoapAdapter(mapping, wsdl=wsdl, options=options)
+        try:
+            for txn in txns:
+                call = dict(txn)
+                if call.get("pan"):
+                    call["card_token"] = call.pop("pan")
+                outcomes.append(adapter.authorize(call))
+                if progress is not None:
+                    progress()
+        finally:
+            adapter.close()
+    return outcomes
+
+
+#: The request has no card country; ISO 3166 user-assigned "ZZ" marks it unknown, not guessed.
+CARD_COUNTRY_UNKNOWN: Final = "ZZ"
+
+
+def _leaves(body: Any) -> dict[str, str]:
+    """Local name -> text of every leaf element of a SOAP body (parsed safely)."""
+    from cutover.xmlsafe import parse_xml
+
+    data = body.encode() if isinstance(body, str) else body
+    root = parse_xml(data or b"")
+    return {el.tag.rsplit("}", 1)[-1]: (el.text or "").strip()
+            for el in root.iter() if isinstance(el.tag, str) and len(el) == 0}
+
+
+def _request_row(mapping: Any, leaves: dict[str, str]) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    from cutover.domain import to_minor
+    row: dict[str, Any] = {}
+    for fmap in mapping.request:
+        text = leaves.get(fmap.path[-1])
+        if text is None:
+            raise ValueError(f"request element {fmap.path[-1]} missing")
+        if fmap.fmt == "int_minor":
+            row[fmap.canonical] = int(text)
+        elif fmap.fmt == "decimal_major":
+            row[fmap.canonical] = to_minor(text, leaves.get(_currency_element(mapping), ""))
+        elif fmap.fmt == "datetime":
+            row[fmap.canonical] = datetime.strptime(text, fmap.pattern).replace(tzinfo=UTC)
+        else:
+            row[fmap.canonical] = text
+    if find_pans(str(row.get("card_token", ""))):
+        raise ValueError("card number in clear in the cassette")
+    return row
+
+
+def _currency_element(mapping: Any) -> str:
+    return next((f.path[-1] for f in mapping.request if f.canonical == "currency"), "")
+
+
+def _outcome(mapping: Any, codes: Any, response: dict, currency: str) -> dict[str, Any]:
+    from cutover.adapters.mapping import read_response
+    from cutover.adapters.soap import vet_reply
+    from cutover.adapters.transport import CallFailed
+
+    body = response["body"]["string"]
+    body = body.encode() if isinstance(body, str) else body
+    try:
+        vet_reply(body, int(response["status"]["code"]), mapping.namespace)
+        leaves = _leaves(body)
+        if "faultcode" in leaves:
+            code = leaves["faultcode"].rsplit(":", 1)[-1]
+            return {"legacy_decision": "error", "legacy_code": "",
+                    "legacy_reason": f"soap_fault:{code}"}
+    except CallFailed as exc:
+        return {"legacy_decision": "error", "legacy_code": "", "legacy_reason": exc.reason}
+    raw = read_response(mapping, leaves, currency)
+    code = raw.get("response_code") or ""
+    decision, reason = codes.lookup(code)
+    return {"legacy_decision": decision, "legacy_code": code, "legacy_reason": reason,
+            "legacy_route": raw.get("route"), "legacy_fee_minor": raw.get("fee_minor") or 0}
+
+
+def import_cassette(path: Path, store: Path, mapping_path: Path | None) -> Any:
+    """Import a recorded cassette's SOAP exchanges as TRAFFIC rows (outcome as recorded).
+
+    One interaction at a time: a cassette is small by nature (playback is the slow path).
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    from cutover.adapters.importer import _assemble, commit
+    from cutover.adapters.mapping import load_mapping
+    from cutover.adapters.soap import CodeLookup
+
+    if mapping_path is None:
+        raise ConfigError(f"{path}: importing a cassette needs --mapping (the SOAP mapping)")
+    mapping = load_mapping(mapping_path)
+    codes = CodeLookup.for_mapping(mapping)
+    txn_element = txn_element_of(mapping)
+    rows, bad = [], []
+    for number, (request, response) in enumerate(read_cassette(path), start=1):
+        if element_text(request.get("body"), txn_element) is None:
+            continue  # a WSDL or schema fetch, not a transaction
+        try:
+            row = _request_row(mapping, _leaves(request["body"]))
+            row |= _outcome(mapping, codes, response, row.get("currency", ""))
+        except (ValueError, KeyError, TypeError, ArithmeticError, AdapterError) as exc:
+            bad.append({"file": str(path), "line": number, "field": "interaction",
+                        "reason": str(exc), "record": None})
+            continue
+        rows.append(row | {"legacy_latency_ms": 0,
+                           "card_country": row.get("card_country", CARD_COUNTRY_UNKNOWN)})
+    n = len(rows)
+    cols = {name: pa.array([r.get(name) for r in rows]) for name in {k for r in rows for k in r}}
+    table, reasons, fields = _assemble(cols, n, np.full(n, "", dtype=object),
+                                       np.full(n, "", dtype=object))
+    return commit(table, np.arange(1, n + 1), reasons, fields, None, Path(path), store, bad)

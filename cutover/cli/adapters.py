@@ -1,0 +1,166 @@
+"""CLI commands of the adapters area: `cutover record` and `cutover import`.
+
+Thin shells: parse options, call cutover.adapters, print data to stdout and diagnostics to
+stderr. zeep, vcrpy and pyarrow are imported inside the commands so `cutover --help` is fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from cutover.errors import ConfigError, InputError
+
+err = Console(stderr=True)
+
+
+def _token_key() -> bytes:
+    from cutover.adapters.tokenize import TOKEN_KEY_ENV, token_key
+    try:
+        return token_key()
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{exc}. Set it first, e.g. `export {TOKEN_KEY_ENV}=$(openssl rand -hex 32)`, and keep"
+            " the same key for every recording and import so tokens join across sources") from exc
+
+
+def _read_requests(path: Path) -> list[dict[str, Any]]:
+    txns = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read requests: {exc}") from exc
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                txns.append(json.loads(line))
+            except ValueError as exc:
+                raise InputError(f"{path}:{number}: not a JSON object: {exc}") from exc
+    return txns
+
+
+def _store_sample(store: Path, rows_max: int) -> list[dict[str, Any]]:
+    """The first ``rows_max`` transactions of a traffic store, as canonical dicts."""
+    from cutover.replay.store import iter_batches
+
+    txns: list[dict[str, Any]] = []
+    for batch in iter_batches(store, batch_rows=rows_max):
+        txns += batch.slice(0, rows_max - len(txns)).to_pylist()
+        if len(txns) >= rows_max:
+            break
+    return txns
+
+
+def record(
+    mapping: Path = typer.Option(..., "--mapping", help="Mapping TOML (fixtures/mappings/*.toml):"
+                                 " which operation, which element carries which field."),
+    out: Path = typer.Option(..., "--out", help="Cassette to write (YAML). Card numbers in it are"
+                             " replaced by keyed HMAC tokens before anything is written."),
+    wsdl: str = typer.Option(None, "--wsdl", help="WSDL URL or path; defaults to the mapping's."),
+    requests_file: Path = typer.Option(None, "--requests", help="JSON lines of canonical"
+                                       " transactions to send (a 'pan' field goes on the wire)."),
+    demo_sample: int = typer.Option(None, "--demo-sample", min=1, help="Instead of --requests,"
+                                    " send the first N transactions of --store (as tokens)."),
+    store: Path = typer.Option(None, "--store", help="Traffic store for --demo-sample."),
+    address: str = typer.Option(None, "--address", help="Endpoint URL overriding the WSDL's."),
+    as_json: bool = typer.Option(False, "--json", help="Print the outcome counts as JSON."),
+) -> None:
+    """Call the legacy core for each request and record a PAN-free vcrpy cassette.
+
+    Needs CUTOVER_TOKEN_KEY (refuses to start without it). Example:
+    cutover record --mapping fixtures/mappings/legacy_auth.toml
+    --requests fixtures/requests/sample.jsonl --out runs/c.yaml
+    """
+    from rich.progress import Progress
+
+    from cutover.adapters.cassette import record_calls
+    from cutover.adapters.soap import SoapOptions
+
+    key = _token_key()
+    if requests_file is not None:
+        txns = _read_requests(requests_file)
+    elif demo_sample and store is not None:
+        txns = _store_sample(store, demo_sample)
+    else:
+        raise InputError("give --requests FILE.jsonl, or --demo-sample N with --store STORE")
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("recording", total=len(txns))
+        outcomes = record_calls(mapping, txns, out, key, wsdl=wsdl,
+                                options=SoapOptions(address=address),
+                                progress=lambda: progress.advance(task))
+    by_decision: dict[str, int] = {}
+    for outcome in outcomes:
+        by_decision[outcome["legacy_decision"]] = by_decision.get(outcome["legacy_decision"], 0) + 1
+    if as_json:
+        typer.echo(json.dumps({"cassette": str(out), "calls": len(outcomes),
+                               "by_decision": by_decision}))
+    else:
+        typer.echo(f"recorded {len(outcomes)} calls to {out} · " +
+                   " · ".join(f"{k} {v}" for k, v in sorted(by_decision.items())))
+
+
+def import_(
+    sources: list[Path] = typer.Argument(..., help="Files to import: cassettes (.yaml), batch"
+                                         " files (a --layout), CSV or JSON lines (a --mapping)."),
+    into: Path = typer.Option(..., "--into", help="Traffic store directory (Parquet, by day)."),
+    layout: str = typer.Option(None, "--layout", help="Layout name or TOML path for batch files"
+                               " (default legacy_authlog)."),
+    mapping: Path = typer.Option(None, "--mapping", help="Column mapping TOML for CSV/JSONL"
+                                 " (fixtures/mappings/partner_export.toml shows the format), or"
+                                 " the SOAP mapping for cassettes."),
+    fmt: str = typer.Option("auto", "--format", help="auto | cassette | layout | csv | jsonl;"
+                            " auto goes by the file name."),
+    as_json: bool = typer.Option(False, "--json", help="Print per-source counts as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Import records into the traffic store: duplicates kept out, bad rows quarantined.
+
+    Every record read is imported, a duplicate (txn_id seen in the input or the store), or
+    quarantined to STORE/_quarantine/<source>.jsonl with file, line, field and reason.
+    Re-importing a file imports nothing. A PAN column is tokenised (needs CUTOVER_TOKEN_KEY).
+    """
+    from rich.progress import Progress
+
+    from cutover.adapters.importer import ImportCounts, detect_format, import_source
+
+    results: list[ImportCounts] = []
+    with Progress(console=err, transient=True, disable=quiet) as progress:
+        task = progress.add_task("importing", total=len(sources))
+        for source in sources:
+            if not source.is_file():
+                raise InputError(f"{source}: no such file")
+            kind = detect_format(source) if fmt == "auto" else fmt
+            columns, key = _columns_and_key(mapping, kind)
+            results.append(import_source(source, into, fmt=kind, layout=layout, columns=columns,
+                                         soap_mapping=mapping, key=key))
+            progress.advance(task)
+    total = ImportCounts("total")
+    for counts in results:
+        for name in ("read", "imported", "duplicates", "quarantined"):
+            setattr(total, name, getattr(total, name) + getattr(counts, name))
+    total.check()
+    if as_json:
+        typer.echo(json.dumps({"sources": [c.as_dict() for c in results],
+                               "total": total.as_dict()}))
+    else:
+        typer.echo(f"read {total.read} · imported {total.imported} · duplicates "
+                   f"{total.duplicates} · quarantined {total.quarantined}")
+
+
+def _columns_and_key(mapping: Path | None, kind: str) -> tuple[Any, bytes | None]:
+    if kind not in ("csv", "jsonl") or mapping is None:
+        return None, None
+    from cutover.adapters.columns import load_columns
+    columns = load_columns(mapping)
+    key = _token_key() if "pan" in columns.columns.values() else None
+    return columns, key
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands and groups to the root app."""
+    app.command("record")(record)
+    app.command("import")(import_)

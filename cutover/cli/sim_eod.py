@@ -1,0 +1,48 @@
+"""CLI command `cutover sim eod`: the simulated legacy core writes its end-of-day files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+err = Console(stderr=True)
+
+
+def add(sim_app: typer.Typer) -> None:
+    """Add `eod` to the `cutover sim` group."""
+    sim_app.command("eod")(eod)
+
+
+def eod(
+    store: Path = typer.Argument(..., help="Traffic store directory (day=YYYY-MM-DD partitions)."),
+    out: Path = typer.Option(..., "--out", "-o",
+                             help="Directory for authlog_<date>.txt and balances_<date>.txt."),
+    as_of: str | None = typer.Option(None, "--as-of",
+                                     help="UTC day YYYY-MM-DD: the log holds that day, balances"
+                                          " run up to its end. Default: the whole store, dated"
+                                          " by its last day."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+) -> None:
+    """Write the legacy core's end-of-day authorisation log and balance file from a store."""
+    from cutover.errors import InputError
+    from cutover.sim.eod import export_eod
+
+    try:
+        day = dt.date.fromisoformat(as_of) if as_of else None
+    except ValueError as exc:
+        raise InputError(f"--as-of {as_of!r} is not a date YYYY-MM-DD") from exc
+    with err.status("writing end-of-day files"):
+        summary = export_eod(store, out, day)
+    data = {"as_of": summary.as_of.isoformat(), "authlog": str(summary.authlog_path),
+            "balances": str(summary.balances_path), "transactions": summary.transactions,
+            "amount_total_minor": summary.amount_total_minor, "accounts": summary.accounts,
+            "balance_total_minor": summary.balance_total_minor}
+    if as_json:
+        typer.echo(json.dumps(data))
+        return
+    for key, value in data.items():
+        typer.echo(f"{key}: {value}")

@@ -1,0 +1,258 @@
+"""Gate checks: a pure function from a replay report and a policy to pass or fail, with reasons.
+
+``evaluate`` does no I/O; the CLI reads the files and prints. Rates are judged on the UPPER bound
+of a Wilson interval at the configured confidence, so a small sample that happens to look good
+cannot open a gate. A report that lacks a field the policy needs is unusable input
+(GateInputError, naming the field), never a silent pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from cutover.domain import MISMATCH_CATEGORIES, REPORT_VERSION, format_money
+from cutover.errors import GateInputError
+from cutover.migrate.policy import Policy
+from cutover.migrate.stats import CONFIDENCE_MAX, CONFIDENCE_MIN, wilson
+
+#: Report money fields judged by the money-at-risk checks, with the policy attribute holding the
+#: per-currency limits.
+MONEY_CHECKS: Final = (("false_decline_minor", "max_false_decline"),
+                       ("fraud_let_through_minor", "max_fraud_let_through"))
+NEW_VALUES_SHOWN_MAX: Final = 5
+SEGMENT_FIELDS: Final = frozenset({"dimension", "value", "n", "mismatches"})
+
+
+@dataclass(frozen=True)
+class Check:
+    """One judged condition; ``observed``, ``bound`` and ``threshold`` are display text."""
+
+    name: str
+    observed: str
+    bound: str
+    threshold: str
+    passed: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Every check of one evaluation; the gate passes iff every check passed."""
+
+    checks: tuple[Check, ...]
+    passed: bool
+    phase: str = ""
+    confidence: float = 0.95
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        """The checks that failed, in evaluation order."""
+        return tuple(c for c in self.checks if not c.passed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for --json and the plan history."""
+        return {"phase": self.phase, "passed": self.passed, "confidence": self.confidence,
+                "checks": [c.__dict__ for c in self.checks]}
+
+
+def _field(report: dict[str, Any], path: str, source: str) -> Any:
+    node: Any = report
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise GateInputError(f"{source}: field {path} is missing")
+        node = node[part]
+    return node
+
+
+def _int(report: dict[str, Any], path: str, source: str) -> int:
+    value = _field(report, path, source)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise GateInputError(f"{source}: field {path} must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def _pct(rate: float) -> str:
+    return f"{rate * 100:.2f}%"
+
+
+def _rate_check(name: str, k: int, n: int, limit: float, confidence: float) -> Check:
+    hi = wilson(k, n, confidence)[1]
+    passed = hi <= limit
+    verdict = "<=" if passed else ">"
+    return Check(name, f"{_pct(k / n if n else 0.0)} ({k:,}/{n:,})", _pct(hi), f"<= {_pct(limit)}",
+                 passed, f"{name}: upper bound {_pct(hi)} at {confidence:g} confidence "
+                         f"{verdict} {_pct(limit)} ({k:,} of {n:,})")
+
+
+def check_version(report: Any, source: str) -> None:
+    """Refuse anything that is not a report of the version this code reads."""
+    if not isinstance(report, dict):
+        raise GateInputError(f"{source}: a report must be a JSON object")
+    version = _field(report, "report_version", source)
+    if version != REPORT_VERSION:
+        raise GateInputError(f"{source}: field report_version is {version!r}; this cutover reads "
+                             f"version {REPORT_VERSION}")
+
+
+def _conservation(report: dict[str, Any], source: str) -> Check:
+    total = _int(report, "counts.in", source)
+    by_category = _field(report, "counts.by_category", source)
+    if not isinstance(by_category, dict):
+        raise GateInputError(f"{source}: field counts.by_category must be an object")
+    summed = sum(_int(report, f"counts.by_category.{c}", source) for c in by_category)
+    ok_flag = _field(report, "counts.conservation_ok", source)
+    # Asserted twice on two paths: the replay's own flag and our recount of the categories.
+    passed = ok_flag is True and summed == total
+    return Check("conservation", f"{summed:,} categorised", "-", f"== {total:,} in", passed,
+                 f"conservation: flag {ok_flag!r}, categories sum to {summed:,} of {total:,} in")
+
+
+def _sample(report: dict[str, Any], policy: Policy, source: str) -> Check:
+    n = _int(report, "counts.in", source)
+    passed = n >= policy.min_sample
+    return Check("sample size", f"{n:,}", "-", f">= {policy.min_sample:,}", passed,
+                 f"sample size: {n:,} transactions {'>=' if passed else '<'} {policy.min_sample:,}")
+
+
+def _category_k(report: dict[str, Any], category: str, source: str) -> tuple[int, int]:
+    """k and n for a category: the report's own rates entry when present, else the category
+    count minus the changes the diff rules marked expected, over counts.in."""
+    entry = report.get("rates", {}).get(category)
+    if isinstance(entry, dict) and "k" in entry and "n" in entry:
+        return (_int(report, f"rates.{category}.k", source),
+                _int(report, f"rates.{category}.n", source))
+    by_category = _field(report, "counts.by_category", source)
+    count = _int(report, f"counts.by_category.{category}", source) \
+        if category in by_category else 0
+    expected_counts = report["counts"].get("expected_by_category") or {}
+    expected = _int(report, f"counts.expected_by_category.{category}", source) \
+        if category in expected_counts else 0
+    if expected > count:
+        raise GateInputError(f"{source}: field counts.expected_by_category.{category} "
+                             f"({expected}) is more than counts.by_category.{category} ({count})")
+    return count - expected, _int(report, "counts.in", source)
+
+
+def _rates(report: dict[str, Any], policy: Policy, confidence: float, source: str) -> list[Check]:
+    checks = []
+    for category, limit in policy.max_rate.items():
+        if category == "mismatch":
+            pairs = [_category_k(report, c, source) for c in MISMATCH_CATEGORIES]
+            k, n = sum(p[0] for p in pairs), _int(report, "counts.in", source)
+        else:
+            k, n = _category_k(report, category, source)
+        if k > n:
+            raise GateInputError(f"{source}: rate of {category}: k={k} is more than n={n}")
+        checks.append(_rate_check(f"rate {category}", k, n, limit, confidence))
+    if policy.max_candidate_error_rate is not None:
+        k = _int(report, "errors.candidate_error", source)
+        n = _int(report, "counts.in", source)
+        if k > n:
+            raise GateInputError(f"{source}: field errors.candidate_error ({k}) is more than "
+                                 f"counts.in ({n})")
+        checks.append(_rate_check("candidate error rate", k, n,
+                                  policy.max_candidate_error_rate, confidence))
+    return checks
+
+
+def _money(report: dict[str, Any], policy: Policy, source: str) -> list[Check]:
+    by_currency = _field(report, "money.by_currency", source)
+    checks = []
+    for field_name, attribute in MONEY_CHECKS:
+        limits = getattr(policy, attribute)
+        if not limits:
+            continue
+        label = field_name.removesuffix("_minor").replace("_", " ")
+        for currency in sorted(set(limits) | set(by_currency)):
+            observed = _int(report, f"money.by_currency.{currency}.{field_name}", source) \
+                if currency in by_currency else 0
+            limit = limits.get(currency)
+            # A currency with money at risk but no configured limit fails: nobody agreed to it.
+            passed = observed == 0 if limit is None else observed <= limit.amount_minor
+            shown_limit = "no limit set" if limit is None else f"<= {limit}"
+            checks.append(Check(f"{label} {currency}", format_money(observed, currency), "-",
+                                shown_limit, passed,
+                                f"{label} {currency}: {format_money(observed, currency)} "
+                                f"{'within' if passed else 'over'} {shown_limit}"))
+    return checks
+
+
+def _latency(report: dict[str, Any], policy: Policy, source: str) -> list[Check]:
+    if policy.max_latency_p99_ms is None:
+        return []
+    p99 = _field(report, "latency_ms.candidate.p99", source)
+    if isinstance(p99, bool) or not isinstance(p99, int | float):
+        raise GateInputError(f"{source}: field latency_ms.candidate.p99 must be a number, "
+                             f"got {p99!r}")
+    limit = policy.max_latency_p99_ms
+    passed = p99 <= limit
+    return [Check("candidate latency p99", f"{p99:g} ms", "-", f"<= {limit:g} ms", passed,
+                  f"candidate latency p99: {p99:g} ms {'<=' if passed else '>'} {limit:g} ms")]
+
+
+def _drift(report: dict[str, Any], policy: Policy, source: str) -> list[Check]:
+    checks = []
+    if policy.max_psi is not None:
+        features = _field(report, "drift.features", source)
+        worst = max(features, key=lambda f: float(f.get("psi", 0.0)), default=None)
+        psi = float(worst.get("psi", 0.0)) if worst else 0.0
+        name = worst.get("name", "?") if worst else "none"
+        passed = psi <= policy.max_psi
+        checks.append(Check("drift psi", f"{psi:.3f} ({name})", "-", f"<= {policy.max_psi:g}",
+                            passed, f"drift psi: worst feature {name} at {psi:.3f} "
+                                    f"{'<=' if passed else '>'} {policy.max_psi:g}"))
+    if policy.no_new_values:
+        new_values = _field(report, "drift.new_values", source)
+        for column in policy.no_new_values:
+            seen = list(new_values.get(column, []))
+            shown = ", ".join(map(str, seen[:NEW_VALUES_SHOWN_MAX]))
+            checks.append(Check(f"new values {column}", shown or "none", "-", "none", not seen,
+                                f"new values in {column}: {len(seen)} ({shown})"
+                                if seen else f"new values in {column}: none"))
+    return checks
+
+
+def _segments(report: dict[str, Any], policy: Policy, source: str) -> list[Check]:
+    if policy.segment_min_n is None or policy.segment_max_mismatch_rate is None:
+        return []
+    segments = _field(report, "segments", source)
+    limit, min_n = policy.segment_max_mismatch_rate, policy.segment_min_n
+    failed, judged = [], 0
+    for i, seg in enumerate(segments):
+        if not isinstance(seg, dict) or not set(seg) >= SEGMENT_FIELDS:
+            raise GateInputError(f"{source}: field segments[{i}] needs "
+                                 f"{', '.join(sorted(SEGMENT_FIELDS))}")
+        n, mismatches = seg["n"], seg["mismatches"]
+        if not isinstance(n, int) or not isinstance(mismatches, int) or not 0 <= mismatches <= n:
+            raise GateInputError(f"{source}: field segments[{i}]: need whole numbers "
+                                 f"0 <= mismatches <= n, got mismatches={mismatches!r} n={n!r}")
+        if n < min_n:
+            continue
+        judged += 1
+        rate = mismatches / n
+        if rate > limit:
+            label = f"{seg['dimension']}={seg['value']}"
+            failed.append(Check(f"segment {label}", f"{rate * 100:.1f}%", "-",
+                                f"<= {limit * 100:.1f}%", False,
+                                f"{label}: {rate * 100:.1f}% mismatches over {n:,} txns > "
+                                f"{limit * 100:.1f}%"))
+    if failed:
+        return failed
+    return [Check("segments", f"{judged} segments with >= {min_n:,} txns", "-",
+                  f"<= {limit * 100:.1f}% each", True,
+                  f"segments: none of {judged} with >= {min_n:,} txns above {limit * 100:.1f}%")]
+
+
+def evaluate(report: dict[str, Any], policy: Policy, confidence: float = 0.95, *,
+             phase: str = "", source: str = "report") -> GateResult:
+    """Judge ``report`` against ``policy``; raise GateInputError if the report is unusable."""
+    check_version(report, source)
+    if not CONFIDENCE_MIN <= confidence <= CONFIDENCE_MAX:
+        raise GateInputError(f"confidence must be between {CONFIDENCE_MIN} and "
+                             f"{CONFIDENCE_MAX}, got {confidence}")
+    checks = [_conservation(report, source), _sample(report, policy, source),
+              *_rates(report, policy, confidence, source), *_money(report, policy, source),
+              *_latency(report, policy, source), *_drift(report, policy, source),
+              *_segments(report, policy, source)]
+    return GateResult(tuple(checks), all(c.passed for c in checks), phase, confidence)

@@ -1,0 +1,120 @@
+"""The gate policy of one phase: what a replay report must show before traffic moves.
+
+A policy is plain data read from TOML (an inline table in a plan's phase, or a stand-alone
+policy file). Parsing validates every field and names the file, phase and field on error,
+because a typo in a threshold silently loosens a gate that guards real money.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from cutover.domain import MISMATCH_CATEGORIES, Money, MoneyError, parse_money
+from cutover.errors import ConfigError
+
+#: The pseudo-category "mismatch" limits the rate of all mismatch categories together.
+RATE_KEYS: Final = (*MISMATCH_CATEGORIES, "mismatch")
+KNOWN_FIELDS: Final = frozenset({
+    "min_sample", "max_rate", "max_false_decline", "max_fraud_let_through",
+    "max_candidate_error_rate", "max_latency_p99_ms", "max_psi", "no_new_values",
+    "segment_min_n", "segment_max_mismatch_rate",
+})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds a report must meet; ``None`` means the check is not part of this policy."""
+
+    min_sample: int = 0
+    max_rate: dict[str, float] = field(default_factory=dict)
+    max_false_decline: dict[str, Money] = field(default_factory=dict)
+    max_fraud_let_through: dict[str, Money] = field(default_factory=dict)
+    max_candidate_error_rate: float | None = None
+    max_latency_p99_ms: float | None = None
+    max_psi: float | None = None
+    no_new_values: tuple[str, ...] = ()
+    segment_min_n: int | None = None
+    segment_max_mismatch_rate: float | None = None
+
+
+def _rate(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"{where} must be a rate between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where} must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def _positive(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{where} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _money_limits(value: Any, where: str) -> dict[str, Money]:
+    """A list of money strings, one per currency: ["500.00 USD", "450.00 EUR"]."""
+    if not isinstance(value, list):
+        raise ConfigError(f'{where} must be a list of money strings like ["500.00 USD"]')
+    limits: dict[str, Money] = {}
+    for item in value:
+        try:
+            money = parse_money(item)
+        except MoneyError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+        if money.currency in limits:
+            raise ConfigError(f"{where}: currency {money.currency} is listed twice")
+        if money.amount_minor < 0:
+            raise ConfigError(f"{where}: limit {item!r} is negative")
+        limits[money.currency] = money
+    return limits
+
+
+def _rates(value: Any, where: str) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table of category = rate")
+    unknown = sorted(set(value) - set(RATE_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown category {unknown[0]!r}; "
+                          f"known: {', '.join(RATE_KEYS)}")
+    return {k: _rate(v, f"{where}.{k}") for k, v in value.items()}
+
+
+def parse_policy(table: Any, where: str) -> Policy:
+    """Build a Policy from a TOML table; ``where`` prefixes every error (file and phase)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: gate must be a table")
+    unknown = sorted(set(table) - KNOWN_FIELDS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown gate field {unknown[0]!r}; known: "
+                          f"{', '.join(sorted(KNOWN_FIELDS))}")
+    get = table.get
+
+    def opt(name: str, conv):
+        return None if get(name) is None else conv(get(name), f"{where}: gate.{name}")
+
+    new_values = get("no_new_values", [])
+    if not isinstance(new_values, list) or not all(isinstance(c, str) for c in new_values):
+        raise ConfigError(f"{where}: gate.no_new_values must be a list of column names")
+    policy = Policy(
+        min_sample=_count(get("min_sample", 0), f"{where}: gate.min_sample"),
+        max_rate=_rates(get("max_rate", {}), f"{where}: gate.max_rate"),
+        max_false_decline=_money_limits(get("max_false_decline", []),
+                                        f"{where}: gate.max_false_decline"),
+        max_fraud_let_through=_money_limits(get("max_fraud_let_through", []),
+                                            f"{where}: gate.max_fraud_let_through"),
+        max_candidate_error_rate=opt("max_candidate_error_rate", _rate),
+        max_latency_p99_ms=opt("max_latency_p99_ms", _positive),
+        max_psi=opt("max_psi", _positive),
+        no_new_values=tuple(new_values),
+        segment_min_n=opt("segment_min_n", _count),
+        segment_max_mismatch_rate=opt("segment_max_mismatch_rate", _rate),
+    )
+    if (policy.segment_min_n is None) != (policy.segment_max_mismatch_rate is None):
+        raise ConfigError(f"{where}: gate.segment_min_n and gate.segment_max_mismatch_rate "
+                          "go together; set both or neither")
+    return policy

@@ -1,0 +1,153 @@
+"""Test helpers for the adapters area: a fault-injecting SOAP server speaking other_core.wsdl.
+
+The server runs on 127.0.0.1 in a thread; the URL path picks the behaviour (``/ok``, ``/slow``,
+``/http500``, ``/fault``, ``/truncated``, ``/wrongns``, ``/xxe``, ``/laughs``, ``/huge``,
+``/down``), so one server serves every failure case. Card numbers are made in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from cutover.adapters.tokenize import luhn_ok
+
+ROOT = Path(__file__).resolve().parents[1]
+OTHER_MAPPING = ROOT / "fixtures" / "mappings" / "other_core.toml"
+NS = "urn:othercore:payments:v2"
+HUGE_BYTES = 200 * 1024 * 1024
+SLOW_S = 3.0
+
+_ENV = ('<?xml version="1.0" encoding="UTF-8"?>'
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+        '{body}</soap:Body></soap:Envelope>')
+
+
+def ok_body(ref: str, value: str, ns: str = NS) -> str:
+    """A good reply: approve (A) unless the amount ends in .13 (decline D) or .99 (unknown Z)."""
+    result = "D" if value.endswith(".13") else "Z" if value.endswith(".99") else "A"
+    return _ENV.format(body=(
+        f'<r:SubmitAuthorisationResult xmlns:r="{ns}"><r:Result>{result}</r:Result>'
+        f'<r:ApprovalCode>X1</r:ApprovalCode><r:Gateway>GW_A</r:Gateway>'
+        f'<r:Charge>0.25</r:Charge><r:Correlation>{ref}</r:Correlation>'
+        f'</r:SubmitAuthorisationResult>'))
+
+
+FAULT = _ENV.format(body='<soap:Fault><faultcode>soap:Server</faultcode>'
+                         '<faultstring>core is down</faultstring></soap:Fault>')
+XXE = ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+       + _ENV.format(body="<x>&e;</x>").split("?>", 1)[1])
+LAUGHS = ('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "lol"><!ENTITY b "&a;&a;&a;&a;">]>'
+          + _ENV.format(body="<x>&b;</x>").split("?>", 1)[1])
+
+
+@dataclass
+class FaultServer:
+    """A running fault server; ``calls`` counts requests per path (state to assert on)."""
+
+    server: ThreadingHTTPServer
+    calls: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _handler(state: FaultServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:  # keep test output clean
+            pass
+
+        def _send(self, status: int, body: str | bytes) -> None:
+            data = body.encode() if isinstance(body, str) else body
+            self.send_response(status)
+            self.send_header("Content-Type", "text/xml; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            # The client may have given up (the slow case): that is the point of the test.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(data)
+
+        def _huge(self) -> None:
+            # No Content-Length: the client must stop reading by itself at its cap.
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            chunk = b"<a>" + b"x" * 65_536 + b"</a>"
+            try:
+                for _ in range(HUGE_BYTES // len(chunk)):
+                    self.wfile.write(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            text = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+            path = self.path.strip("/")
+            state.calls[path] = state.calls.get(path, 0) + 1
+            ref = (re.search(r"Reference>([^<]*)<", text) or [None, "?"])[1]
+            value = (re.search(r"Value>([^<]*)<", text) or [None, "0"])[1]
+            if path == "slow":
+                time.sleep(SLOW_S)
+            if path == "huge":
+                return self._huge()
+            replies = {"http500": (500, "<html>oops</html>"), "http503": (503, "busy"),
+                       "fault": (500, FAULT), "truncated": (200, ok_body(ref, value)[:180]),
+                       "wrongns": (200, ok_body(ref, value, "urn:someone:else")),
+                       "xxe": (200, XXE), "laughs": (200, LAUGHS)}
+            status, body = replies.get(path, (200, ok_body(ref, value)))
+            self._send(status, body)
+
+    return Handler
+
+
+def start_fault_server() -> FaultServer:
+    """Start the fault server on a free port of 127.0.0.1."""
+    state = FaultServer(server=None)  # type: ignore[arg-type]
+    state.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.server.daemon_threads = True
+    threading.Thread(target=state.server.serve_forever, daemon=True).start()
+    return state
+
+
+def make_pan(rng: random.Random, bin6: str = "411111") -> str:
+    """A Luhn-valid 16-digit test card number, made in memory only."""
+    body = bin6 + "".join(str(rng.randrange(10)) for _ in range(9))
+    return next(body + str(d) for d in range(10) if luhn_ok(body + str(d)))
+
+
+def sample_txn(i: int, amount_minor: int = 1050, pan: str | None = None) -> dict:
+    """A canonical transaction as the adapters take it."""
+    return {"txn_id": f"T{i:06d}", "card_token": pan or f"tok_{i:032x}", "card_bin": "411111",
+            "amount_minor": amount_minor, "currency": "USD", "merchant_id": "M00001",
+            "merchant_country": "US", "mcc": "5411", "channel": "ecom", "customer_id": "C1",
+            "ts": datetime(2026, 10, 1, 12, 0, tzinfo=UTC)}
+
+
+def scan_for_pans(root: Path) -> list[str]:
+    """Return 'file: masked run' for every Luhn-valid 13-19 digit run in any file under root."""
+    from cutover.adapters.tokenize import find_pans, mask_pans
+    hits = []
+    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+        if path.suffix == ".parquet":
+            # Compressed pages hold random digit runs; scan the decoded values instead.
+            import pyarrow.parquet as pq
+            text = json.dumps(pq.read_table(path).to_pylist(), default=str)
+        else:
+            text = path.read_bytes().decode("latin-1")
+        hits += [f"{path}: {mask_pans(pan)}" for pan in find_pans(text)]
+    return hits

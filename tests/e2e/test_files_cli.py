@@ -1,0 +1,93 @@
+"""End-to-end tests of `cutover files` and `cutover sim eod` through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cutover.cli import app
+from cutover.replay.store import write_day_partitions
+from tests.files_support import REPO, ach_dir, traffic_table
+
+runner = CliRunner()
+CUTOVER = str(Path(sys.executable).with_name("cutover"))
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CUTOVER, *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=120)
+
+
+def test_layouts_json_lists_builtins():
+    """`files layouts --json` prints one JSON line per built-in layout, exit 0."""
+    result = runner.invoke(app, ["files", "layouts", "--json"])
+    assert result.exit_code == 0
+    names = [json.loads(line)["name"] for line in result.stdout.splitlines()]
+    assert names == ["legacy_authlog", "legacy_balances", "nacha"]
+
+
+def test_inspect_good_file_exits_0():
+    """A clean NACHA file prints its records and checks as JSON lines and exits 0."""
+    result = runner.invoke(app, ["files", "inspect", str(ach_dir() / "web-debit.ach"),
+                                 "--layout", "nacha", "--json", "--limit", "2"])
+    assert result.exit_code == 0
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    entries = [r for r in rows if r.get("record_type") == "entry"]
+    checks = [r for r in rows if "control" in r]
+    assert len(entries) == 2 and entries[0]["amount"] == 3521
+    assert len(checks) == 16 and all(c["ok"] for c in checks)
+
+
+def test_inspect_bad_control_total_exits_1_naming_it():
+    """bad-control-total.ach exits 1 and stderr names the total with expected and actual."""
+    result = _run("files", "inspect", str(ach_dir() / "bad-control-total.ach"), "-l", "nacha")
+    assert result.returncode == 1
+    assert "total_debit_amount in batch 1" in result.stderr
+    assert "expected 100000001, actual 100000000" in result.stderr
+
+
+def test_inspect_rejects_exit_1(tmp_path):
+    """A file with a bad line exits 1, names the line on stderr and writes the rejects file."""
+    lines = (ach_dir() / "ppd-debit.ach").read_bytes().splitlines()
+    lines[2] = lines[2][:30] + b"00000X0000" + lines[2][40:]
+    bad = tmp_path / "bad.ach"
+    bad.write_bytes(b"\n".join(lines) + b"\n")
+    rejects = tmp_path / "rejects.jsonl"
+    result = _run("files", "inspect", str(bad), "-l", "nacha", "--rejects", str(rejects))
+    assert result.returncode == 1
+    assert "rejected line 3 (entry, field amount)" in result.stderr
+    assert json.loads(rejects.read_text())["line"] == 3
+
+
+def test_inspect_bad_input_exits_2(tmp_path):
+    """A missing file or an unknown layout exits 2 with the reason on stderr."""
+    missing = _run("files", "inspect", str(tmp_path / "nope.ach"), "-l", "nacha")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    layout = _run("files", "inspect", str(ach_dir() / "ppd-debit.ach"), "-l", "nope")
+    assert layout.returncode == 2 and "no such built-in layout" in layout.stderr
+
+
+def test_sim_eod_writes_both_files(tmp_path):
+    """`sim eod STORE --out DIR --json` writes the two files and reports their counts."""
+    write_day_partitions(traffic_table(120, seed=3, days=1), tmp_path / "store", "p")
+    result = runner.invoke(app, ["sim", "eod", str(tmp_path / "store"), "--out",
+                                 str(tmp_path / "eod"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["transactions"] == 120 and summary["as_of"] == "2026-10-01"
+    assert Path(summary["authlog"]).is_file() and Path(summary["balances"]).is_file()
+    inspected = _run("files", "inspect", summary["authlog"], "-l", "legacy_authlog", "--json")
+    assert inspected.returncode == 0
+
+
+def test_inspect_table_view_shows_records_and_checks():
+    """Without --json, inspect prints a table per record type and the control table, exit 0."""
+    result = runner.invoke(app, ["files", "inspect", str(ach_dir() / "return-WEB.ach"),
+                                 "-l", "nacha"])
+    assert result.exit_code == 0
+    assert "addenda_99 (2 records)" in result.stdout and "control totals" in result.stdout
+    assert "R01" in result.stdout and "FAIL" not in result.stdout

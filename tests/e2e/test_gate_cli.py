@@ -1,0 +1,165 @@
+"""End-to-end tests of `cutover gate` and `cutover plan` through the real CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cutover.cli import app
+from cutover.errors import CutoverError, exit_code_for
+from tests.migrate_support import DEMO_PLAN, REPO, SMALL_PLAN, make_report, write_plan, write_report
+
+runner = CliRunner()
+
+
+def run(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Invoke the app like cutover.cli.main does: our errors become exit codes and stderr."""
+    result = runner.invoke(app, args, env=env)
+    if isinstance(result.exception, CutoverError):
+        return exit_code_for(result.exception), result.stdout, str(result.exception)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _cutover(*args: str) -> subprocess.CompletedProcess[str]:
+    code = "from cutover.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+
+
+def _passing(tmp_path):
+    return write_report(tmp_path / "report.json", make_report(100_000, {"approve_to_decline": 500}))
+
+
+@pytest.mark.parametrize(("case", "expected"), [("pass", 0), ("fail", 1), ("bad", 2)])
+def test_exit_codes_through_the_console_entry_point(tmp_path, case, expected):
+    """A real process exits 0 on pass, 1 on a failed check, 2 on a wrong report version."""
+    report = make_report(100_000, {"approve_to_decline": 500})
+    if case == "fail":
+        report["counts"]["by_category"]["approve_to_decline"] = 9000
+        report["counts"]["by_category"]["match"] -= 8500
+    if case == "bad":
+        report["report_version"] = 99
+    path = write_report(tmp_path / "report.json", report)
+    proc = _cutover("gate", str(path), "--policy", str(DEMO_PLAN), "--phase", "canary-1")
+    assert proc.returncode == expected, proc.stderr
+    if case == "fail":
+        assert "rate approve_to_decline: upper bound 9.18%" in proc.stderr
+    if case == "bad":
+        assert f"{path}: field report_version is 99" in proc.stderr
+
+
+def test_missing_report_and_bad_policy_are_exit_2(tmp_path):
+    """A missing report file and an unknown phase are unusable input, each named."""
+    code, _, message = run(["gate", str(tmp_path / "nope.json"), "--policy", str(DEMO_PLAN),
+                            "--phase", "canary-1"])
+    assert (code, message) == (2, f"{tmp_path / 'nope.json'}: report file not found")
+    code, _, message = run(["gate", str(_passing(tmp_path)), "--policy", str(DEMO_PLAN),
+                            "--phase", "canary-7"])
+    assert code == 2 and 'no phase "canary-7"' in message
+
+
+def test_junit_and_markdown_outputs(tmp_path):
+    """A failing gate writes JUnit with the right failure count and a Markdown row per check."""
+    report = make_report(900, {"approve_to_decline": 80})
+    report["segments"] = [{"dimension": "merchant_id", "value": "M00042", "n": 600,
+                           "mismatches": 400}]
+    path = write_report(tmp_path / "report.json", report)
+    code, stdout, _ = run(["gate", str(path), "--policy", str(DEMO_PLAN), "--phase", "canary-5",
+                           "--junit", str(tmp_path / "g.xml"), "--markdown", str(tmp_path / "g.md"),
+                           "--json"])
+    result = json.loads(stdout)
+    failed = [c for c in result["checks"] if not c["passed"]]
+    assert code == 1 and len(failed) == 3
+    assert "merchant_id=M00042: 66.7% mismatches over 600 txns > 50.0%" in [
+        c["message"] for c in failed]
+    suite = ET.parse(tmp_path / "g.xml").getroot().find("testsuite")
+    assert int(suite.get("failures")) == 3 == len(suite.findall("testcase/failure"))
+    assert int(suite.get("tests")) == len(result["checks"])
+    rows = [line for line in (tmp_path / "g.md").read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| check")]
+    assert len(rows) == len(result["checks"])
+    assert sum("**FAIL**" in row for row in rows) == 3
+
+
+def test_plan_lifecycle_through_the_cli(tmp_path):
+    """init, refused advance, approve x2, advance, rollback, history --json: every step kept."""
+    plan = write_plan(tmp_path / "small.toml", SMALL_PLAN)
+    env = {"CUTOVER_PLAN_DB": f"sqlite:///{tmp_path / 'state.db'}"}
+    report = str(_passing(tmp_path))
+    assert run(["plan", "init", str(plan), "--as", "alice"], env)[0] == 0
+    code, _, message = run(["plan", "advance", "--report", report, "--as", "alice"], env)
+    assert code == 1 and "0 distinct of 2 needed" in message
+    for who in ("bob", "carol"):
+        assert run(["plan", "approve", "--as", who], env)[0] == 0
+    assert run(["plan", "advance", "--report", report, "--as", "alice"], env)[0] == 0
+    status = json.loads(run(["plan", "status", "--json"], env)[1])
+    assert (status["phase"], status["next"]["phase"]) == ("canary-1", "canary-5")
+    assert run(["plan", "rollback", "--as", "ops", "--reason", "drill"], env)[0] == 0
+    history = json.loads(run(["plan", "history", "--json"], env)[1])
+    assert [e["action"] for e in history] == ["init", "advance_refused", "approve", "approve",
+                                              "advance", "rollback"]
+    sha = hashlib.sha256(Path(report).read_bytes()).hexdigest()
+    assert history[4]["report_sha256"] == sha
+
+
+def test_route_and_export(tmp_path):
+    """route prints the side on stdout and the reason on stderr; export writes the JSON rule."""
+    plan = write_plan(tmp_path / "small.toml", SMALL_PLAN)
+    code, stdout, _ = run(["plan", "route", "--merchant", "M1", "--customer", "C1",
+                           "--plan", str(plan), "--phase", "full", "--json"])
+    assert code == 0 and json.loads(stdout)["route"] == "candidate"
+    out = tmp_path / "rule.json"
+    code, _, _ = run(["plan", "export", "--plan", str(plan), "--phase", "canary-5",
+                      "--out", str(out)])
+    rule = json.loads(out.read_text())
+    assert (code, rule["threshold"], rule["sticky_key"]) == (0, 500, "merchant_id")
+
+
+def test_demo_canary_gate_passes_a_plausible_demo_report(tmp_path):
+    """A 120k-txn multi-currency report of a sound candidate passes demo canary-1 (table out)."""
+    report = make_report(120_000, {"approve_to_decline": 2400, "decline_to_approve": 900,
+                                   "route_change": 30_000, "candidate_error": 12})
+    report["money"]["by_currency"] = {
+        currency: {"false_decline_minor": amount, "fraud_let_through_minor": amount // 10}
+        for currency, amount in (("USD", 9_000_000), ("EUR", 4_000_000), ("JPY", 900_000),
+                                 ("BRL", 2_000_000), ("BHD", 100_000))}
+    path = write_report(tmp_path / "report.json", report)
+    code, stdout, _ = run(["gate", str(path), "--policy", str(DEMO_PLAN), "--phase", "canary-1"])
+    assert code == 0, stdout
+    assert "gate canary-1: PASSED" in stdout and "false decline JPY" in stdout
+
+
+def test_standalone_policy_file(tmp_path):
+    """A policy file with a [gate] table works without --phase; a bad field there is exit 2."""
+    policy = write_plan(tmp_path / "policy.toml", "[gate]\nmin_sample = 200000\n")
+    code, _, message = run(["gate", str(_passing(tmp_path)), "--policy", str(policy)])
+    assert code == 1 and "sample size: 100,000 transactions < 200,000" in message
+    write_plan(policy, "[gate]\nmin_sample = -1\n")
+    code, _, message = run(["gate", str(_passing(tmp_path)), "--policy", str(policy)])
+    assert code == 2 and message == (f"{policy}: gate.min_sample must be a whole number >= 0, "
+                                     "got -1")
+
+
+def test_nan_in_report_is_unusable(tmp_path):
+    """A report with NaN where a number belongs is refused with exit 2 naming the file."""
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(make_report(1000)).replace('"p99": 1.1', '"p99": NaN'))
+    code, _, message = run(["gate", str(path), "--policy", str(DEMO_PLAN), "--phase", "canary-1"])
+    assert (code, message) == (2, f"{path}: report holds NaN, which is not a number to judge")
+
+
+def test_status_before_init_is_refused_without_creating_a_db(tmp_path):
+    """plan status on a missing SQLite file exits 1 naming the file, and creates nothing."""
+    db = tmp_path / "missing.db"
+    code, _, message = run(["plan", "status", "--db", f"sqlite:///{db}"])
+    assert code == 1 and f"no plan state at {db}" in message
+    assert not db.exists()
