@@ -12,7 +12,6 @@ Raises ``ConfigError`` only at construction (bad mapping, unreadable WSDL).
 from __future__ import annotations
 
 import time
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,17 +52,9 @@ class CodeLookup:
     def for_mapping(cls, mapping: Mapping) -> CodeLookup:
         if mapping.codes:
             return cls(mapping.codes)
-        path = mapping.code_table
-        try:
-            from cutover.adapters.codes import CodeTable  # written by the codes helper
-            return _TableLookup(CodeTable.load(path))
-        except ImportError:
-            pass
-        path = path or Path(__file__).resolve().parents[2] / "fixtures/codes/legacy_codes.toml"
-        try:
-            return cls(tomllib.loads(Path(path).read_text(encoding="utf-8"))["codes"])
-        except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"code table {path}: cannot read: {exc}") from exc
+        from cutover.adapters.codes import CodeTable
+
+        return _TableLookup(CodeTable.load(mapping.code_table))
 
     def lookup(self, code: str) -> tuple[str, str]:
         info = self._codes.get(code)
