@@ -25,18 +25,25 @@ def eod(
                                      help="UTC day YYYY-MM-DD: the log holds that day, balances"
                                           " run up to its end. Default: the whole store, dated"
                                           " by its last day."),
+    since: str | None = typer.Option(None, "--since",
+                                     help="UTC day YYYY-MM-DD the balances open on (period"
+                                          " books, to match a shadow ledger of a replay window)."
+                                          " Default: the store's first day."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
 ) -> None:
     """Write the legacy core's end-of-day authorisation log and balance file from a store."""
     from cutover.errors import InputError
     from cutover.sim.eod import export_eod
 
-    try:
-        day = dt.date.fromisoformat(as_of) if as_of else None
-    except ValueError as exc:
-        raise InputError(f"--as-of {as_of!r} is not a date YYYY-MM-DD") from exc
+    def _day(option: str, text: str | None) -> dt.date | None:
+        try:
+            return dt.date.fromisoformat(text) if text else None
+        except ValueError as exc:
+            raise InputError(f"{option} {text!r} is not a date YYYY-MM-DD") from exc
+
+    day, opened = _day("--as-of", as_of), _day("--since", since)
     with err.status("writing end-of-day files"):
-        summary = export_eod(store, out, day)
+        summary = export_eod(store, out, day, since=opened)
     data = {"as_of": summary.as_of.isoformat(), "authlog": str(summary.authlog_path),
             "balances": str(summary.balances_path), "transactions": summary.transactions,
             "amount_total_minor": summary.amount_total_minor, "accounts": summary.accounts,

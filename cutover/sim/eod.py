@@ -8,6 +8,8 @@ paths are exercised on files written exactly as the layouts say.
 Scope: with ``as_of`` the authorisation log holds that UTC day's transactions; without it, the
 whole store, dated by its last day. Balances are cumulative up to the end of that day, computed
 from the legacy side's own outcomes (``legacy_decision == "approve"``) as docs/contracts.md says.
+With ``since`` they start from zero on that day: the books of a period, which is what a shadow
+ledger that mirrors only a replay window (starting on ``since``) must reconcile against.
 """
 
 from __future__ import annotations
@@ -90,8 +92,11 @@ def _bin_sum(batch: pa.RecordBatch) -> int:
 
 
 def export_eod(store_dir: str | Path, out_dir: str | Path, as_of: dt.date | None = None,
-               batch_rows: int = BATCH_ROWS_DEFAULT) -> EodSummary:
-    """Write authlog_<date>.txt and balances_<date>.txt for ``as_of`` (or the whole store)."""
+               batch_rows: int = BATCH_ROWS_DEFAULT, since: dt.date | None = None) -> EodSummary:
+    """Write authlog_<date>.txt and balances_<date>.txt for ``as_of`` (or the whole store).
+
+    ``since`` opens the balances on that day (period books) instead of the store's first day.
+    """
     store_dir, out_dir = Path(store_dir), Path(out_dir)
     file_date = as_of or _last_day(store_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -109,10 +114,13 @@ def export_eod(store_dir: str | Path, out_dir: str | Path, as_of: dt.date | None
             bin_total += _bin_sum(batch)
         writer.write("trailer", {"record_count": count, "amount_total": amount_total,
                                  "hash_total": bin_total % 10**BIN_HASH_DIGITS})
+    balance_filter = day_filter
+    if since is not None:
+        balance_filter = balance_filter & (ds.field("ts") >= _day_bounds(since)[0])
     columns = ["legacy_decision", "merchant_id", "currency", "amount_minor", "legacy_route",
                "legacy_fee_minor"]
     balances = combine_balances([balance_partials(b) for b in
-                                 iter_batches(store_dir, batch_rows, columns, day_filter)])
+                                 iter_batches(store_dir, batch_rows, columns, balance_filter)])
     return _write_balances(out_dir, file_date, authlog, count, amount_total, balances)
 
 

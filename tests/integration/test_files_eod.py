@@ -66,6 +66,20 @@ def test_eod_as_of_day_limits_the_log_not_the_balances(tmp_path):
         _expected_balances(first_day)
 
 
+def test_eod_since_opens_the_balances_on_that_day(tmp_path):
+    """With since the balances hold only that day on: the books of a replay window."""
+    table = traffic_table(400, seed=6, days=2)
+    write_day_partitions(table, tmp_path / "store", "p")
+    summary = export_eod(tmp_path / "store", tmp_path / "eod", since=dt.date(2026, 10, 2))
+    second_day = table.filter(pc.greater_equal(table["ts"], pa.scalar(
+        dt.datetime(2026, 10, 2, tzinfo=dt.UTC), pa.timestamp("us", tz="UTC"))))
+    assert summary.transactions == 400 and 0 < second_day.num_rows < 400
+    reader, batches = _read(summary.balances_path, "legacy_balances")
+    rows = pa.Table.from_batches([b for t, b in batches if t == "detail"]).to_pylist()
+    assert {(r["account_id"], r["currency"]): r["balance_minor"] for r in rows} == \
+        _expected_balances(second_day)
+
+
 def test_authlog_round_trips_byte_identical(tmp_path):
     """The exported authlog, read and written back, is byte-identical."""
     write_day_partitions(traffic_table(300, seed=2, days=1), tmp_path / "store", "p")
