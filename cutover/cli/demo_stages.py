@@ -1,0 +1,315 @@
+"""The stages of `cutover demo`, in order, each a small function over one `DemoPaths`.
+
+Every stage calls the same library code the single commands call, so the demo proves the
+pipeline a user will run by hand, and the summary's "next commands" work on what it leaves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cutover.errors import InputError
+
+#: Transactions sent to the live SOAP core: enough to exercise zeep, few enough to be quick.
+SOAP_SAMPLE: Final = 200
+#: The share of days kept as history (training); the rest is the replay window.
+HISTORY_SHARE: Final = 2 / 3
+GATE_PHASE: Final = "canary-1"
+_MARKER: Final = ".cutover-demo"
+
+out = Console(highlight=False)
+
+
+@dataclass
+class DemoPaths:
+    """Where each stage reads and writes, all inside the demo folder."""
+
+    root: Path
+    store: Path = field(init=False)
+    cassette: Path = field(init=False)
+    eod: Path = field(init=False)
+    imported: Path = field(init=False)
+    models: Path = field(init=False)
+    run: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = self.root / "store"
+        self.cassette = self.root / "cassettes" / "legacy_sample.yaml"
+        self.eod = self.root / "eod"
+        self.imported = self.root / "imported"
+        self.models = self.root / "models"
+        self.run = self.root / "run"
+
+
+@dataclass
+class Stage:
+    """One line of the summary table."""
+
+    name: str
+    result: str
+    seconds: float
+    ok: bool = True
+
+
+@dataclass
+class DemoState:
+    """What earlier stages found out that later ones need."""
+
+    paths: DemoPaths
+    size: int
+    seed: int
+    progress: Progress
+    days: list[str] = field(default_factory=list)
+    replay_start: dt.datetime | None = None
+    balances_file: Path | None = None
+    gate_passed: bool | None = None
+    stages: list[Stage] = field(default_factory=list)
+
+
+def prepare_folder(root: Path, force: bool) -> None:
+    """Use ``root`` for a new demo; refuse to overwrite anything that is not an earlier demo."""
+    if root.exists() and any(root.iterdir()):
+        if not (root / _MARKER).is_file():
+            raise InputError(f"{root} exists and is not a cutover demo folder; choose another "
+                             "--dir or empty it")
+        if not force:
+            raise InputError(f"{root} already holds a demo; add --force to start over, or "
+                             "choose another --dir")
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / _MARKER).write_text("written by `cutover demo`; --force may delete this folder\n",
+                                encoding="utf-8")
+
+
+def _counter(state: DemoState, label: str, total: int | None) -> Callable[[int], None]:
+    """A progress task and a callback that sets its completed count."""
+    task = state.progress.add_task(label, total=total)
+
+    def tell(done: int) -> None:
+        state.progress.update(task, completed=done)
+
+    return tell
+
+
+def stage_generate(state: DemoState) -> str:
+    from cutover.sim.traffic import generate
+
+    summary = generate(state.paths.store, state.size, state.seed,
+                       on_progress=_counter(state, "generate traffic", state.size))
+    state.days = list(summary.days)
+    cut = state.days[int(len(state.days) * HISTORY_SHARE)]
+    state.replay_start = dt.datetime.combine(dt.date.fromisoformat(cut), dt.time(), dt.UTC)
+    return (f"{summary.rows:,} txns over {len(summary.days)} days, {summary.fraud_rows:,} fraud; "
+            f"replay window from {cut}")
+
+
+def stage_soap(state: DemoState) -> str:
+    from cutover.adapters.cassette import record_calls
+    from cutover.adapters.soap import SoapOptions
+    from cutover.adapters.tokenize import token_key
+    from cutover.paths import fixtures_dir
+    from cutover.replay.store import iter_batches
+    from cutover.sim.legacy_server import start_server
+    from cutover.sim.traffic import sample_requests
+
+    first = next(iter_batches(state.paths.store, batch_rows=SOAP_SAMPLE * 5))
+    txns = sample_requests(first, SOAP_SAMPLE, state.seed)
+    tell = _counter(state, "SOAP calls through zeep", len(txns))
+    done = 0
+
+    def advance() -> None:
+        nonlocal done
+        done += 1
+        tell(done)
+
+    core = start_server()
+    try:
+        state.paths.cassette.parent.mkdir(parents=True, exist_ok=True)
+        outcomes = record_calls(fixtures_dir() / "mappings" / "legacy_auth.toml", txns,
+                                state.paths.cassette, token_key(), wsdl=core.wsdl_url,
+                                options=SoapOptions(address=core.url), progress=advance)
+    finally:
+        core.stop()
+    by: dict[str, int] = {}
+    for outcome in outcomes:
+        by[outcome["legacy_decision"]] = by.get(outcome["legacy_decision"], 0) + 1
+    shown = ", ".join(f"{k} {v}" for k, v in sorted(by.items()))
+    return f"{len(outcomes)} calls to the core on port {core.port} ({shown}); cassette recorded"
+
+
+def stage_eod(state: DemoState) -> str:
+    from cutover.sim.eod import export_eod
+
+    assert state.replay_start is not None
+    with state.progress.console.status("end-of-day export"):
+        summary = export_eod(state.paths.store, state.paths.eod, since=state.replay_start.date())
+    state.balances_file = summary.balances_path
+    return (f"{summary.authlog_path.name} ({summary.transactions:,} records), "
+            f"{summary.balances_path.name} ({summary.accounts:,} accounts)")
+
+
+def stage_import(state: DemoState) -> str:
+    from cutover.adapters.importer import import_source
+    from cutover.adapters.tokenize import token_key
+    from cutover.paths import fixtures_dir
+
+    authlog = next(state.paths.eod.glob("authlog_*.txt"))
+    tell = _counter(state, "import batch file + cassette", 2)
+    log = import_source(authlog, state.paths.imported, fmt="layout", layout="legacy_authlog")
+    tell(1)
+    tape = import_source(state.paths.cassette, state.paths.imported, fmt="cassette",
+                         soap_mapping=fixtures_dir() / "mappings" / "legacy_auth.toml",
+                         key=token_key())
+    tell(2)
+    return (f"authlog: {log.imported:,} imported, {log.quarantined} quarantined; "
+            f"cassette: {tape.imported} imported, {tape.quarantined} quarantined")
+
+
+def stage_train(state: DemoState) -> str:
+    from cutover.stack.model import train
+
+    card = train(state.paths.store, state.paths.models, until=state.replay_start, seed=state.seed,
+                 on_progress=_counter(state, "train fraud model", None))
+    metrics = card.metrics
+    return (f"model {card.version}: PR-AUC {metrics['pr_auc']:.3f}, recall at 1% FPR "
+            f"{metrics['recall_at_1pct_fpr']:.3f}")
+
+
+def stage_replay(state: DemoState) -> str:
+    from cutover.replay.engine import run_replay
+
+    summary = run_replay(state.paths.store, state.paths.run,
+                         candidate_options={"models": str(state.paths.models)},
+                         since=state.replay_start,
+                         on_progress=_counter(state, "replay legacy vs candidate", None))
+    return (f"{summary.rows_in:,} txns, {summary.mismatches:,} mismatches, conservation "
+            f"{'ok' if summary.conservation_ok else 'BROKEN'}, {summary.rows_per_s:,.0f} txn/s")
+
+
+def stage_ledger(state: DemoState) -> str:
+    from cutover.shadow.ledger.apply import apply_run, diff_parts, part_rows
+    from cutover.shadow.ledger.reconcile import compare_balances, mirror_balances, read_balance_file
+    from cutover.shadow.ledger.uow import default_url, make_engine
+    from cutover.shadow.ledger.verify import verify_ledger
+
+    engine = make_engine(default_url(state.paths.run))
+    total = sum(part_rows(p) for p in diff_parts(state.paths.run))
+    tell = _counter(state, "shadow ledger apply", total)
+    done = 0
+
+    def rows(n: int) -> None:
+        nonlocal done
+        done += n
+        tell(done)
+
+    summary = apply_run(engine, state.paths.run, on_rows=rows)
+    verified = verify_ledger(engine)
+    assert state.balances_file is not None
+    breaks = compare_balances(read_balance_file(state.balances_file, "legacy_balances"),
+                              mirror_balances(engine))
+    engine.dispose()
+    chain = "chain intact" if verified.ok else "CHAIN BROKEN"
+    return (f"{summary.postings:,} postings at {summary.postings_per_s:,.0f}/s; {chain}; "
+            f"reconcile: {len(breaks)} breaks")
+
+
+def stage_gate(state: DemoState) -> str:
+    import json
+
+    from cutover.migrate import outputs
+    from cutover.migrate.gate import evaluate
+    from cutover.migrate.plan import load_policy
+    from cutover.paths import fixtures_dir
+
+    plan = fixtures_dir() / "plans" / "demo.toml"
+    report = json.loads((state.paths.run / "report.json").read_text(encoding="utf-8"))
+    result = evaluate(report, load_policy(plan, GATE_PHASE), phase=GATE_PHASE,
+                      source=str(state.paths.run / "report.json"))
+    (state.paths.run / "gate.md").write_text(outputs.markdown(result), encoding="utf-8")
+    state.gate_passed = result.passed
+    failed = [c.name for c in result.checks if not c.passed]
+    verdict = "PASS" if result.passed else f"FAIL ({', '.join(failed[:3])})"
+    return f"{GATE_PHASE}: {verdict}, {len(result.checks)} checks; gate.md written"
+
+
+STAGES: Final = (
+    ("generate", stage_generate),
+    ("legacy core (SOAP)", stage_soap),
+    ("end-of-day files", stage_eod),
+    ("import", stage_import),
+    ("train", stage_train),
+    ("replay + diff + report", stage_replay),
+    ("shadow ledger", stage_ledger),
+    ("gate", stage_gate),
+)
+
+
+def next_commands(paths: DemoPaths, since: dt.datetime | None) -> list[str]:
+    """What to try after the demo; each works on what the demo left."""
+    run, plan = paths.run, "fixtures/plans/demo.toml"
+    return [
+        f"cutover tui {run}",
+        f"cat {run}/report.md",
+        f"cutover gate {run}/report.json --policy {plan} --phase {GATE_PHASE}",
+        f"cutover shadow compare {run}",
+        f"cutover shadow reconcile {run} --legacy-balances {paths.eod}/balances_*.txt",
+        f"cutover models list --models {paths.models}",
+        f"cutover replay {paths.store} --out runs/again --candidate-opt models={paths.models} "
+        f"--since {since:%Y-%m-%d}" if since else "",
+    ]
+
+
+def run_demo(root: Path, *, size: int, seed: int, force: bool) -> None:
+    """Run every stage in order, print the summary and the next commands; stop at a failure."""
+    from cutover.adapters.tokenize import DEMO_TOKEN_KEY, TOKEN_KEY_ENV
+
+    prepare_folder(root, force)
+    if not os.environ.get(TOKEN_KEY_ENV):
+        # The simulated world's cards are fake, so the demo may use the published demo key;
+        # real recordings refuse to run without one of their own.
+        os.environ[TOKEN_KEY_ENV] = DEMO_TOKEN_KEY
+    paths = DemoPaths(root)
+    columns = (TextColumn("{task.description:<30}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    started = time.perf_counter()
+    with Progress(*columns, console=out, transient=True) as progress:
+        state = DemoState(paths, size, seed, progress)
+        try:
+            for name, stage in STAGES:
+                t0 = time.perf_counter()
+                try:
+                    result = stage(state)
+                except Exception as exc:
+                    state.stages.append(Stage(name, f"failed: {exc}", time.perf_counter() - t0,
+                                              ok=False))
+                    raise
+                state.stages.append(Stage(name, result, time.perf_counter() - t0))
+        finally:
+            progress.stop()
+            _print_summary(state, time.perf_counter() - started)
+    out.print("\nNext, try:")
+    for command in next_commands(paths, state.replay_start):
+        out.print(f"  {command}")
+
+
+def _print_summary(state: DemoState, seconds: float) -> None:
+    table = Table(title=f"cutover demo in {state.paths.root} ({seconds:.0f} s)",
+                  show_lines=False)
+    table.add_column("stage")
+    table.add_column("result", overflow="fold")
+    table.add_column("s", justify="right")
+    for stage in state.stages:
+        style = None if stage.ok else "bold red"
+        table.add_row(stage.name, stage.result, f"{stage.seconds:.1f}", style=style)
+    out.print(table)
