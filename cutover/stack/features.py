@@ -1,17 +1,20 @@
-"""Look-back features of the reference stack, computed two ways that must agree.
+"""Look-back features of the reference stack, computed in bulk over time-sorted Arrow data.
 
-Replay and training compute features in bulk over time-sorted Arrow data (per entity: stable
-sort, cumulative sums, ``np.searchsorted`` on timestamps). One online decision computes the
-same values incrementally from ``OnlineFeatures`` (per-entity deques). A test compares both on
-every row of a sample. Every look-back uses only earlier rows (in store order), and a label is
-used only once ``label_ts <= ts``, so the features never see the future.
+Replay and training compute features per batch here (per entity: stable sort, cumulative sums,
+``np.searchsorted`` on timestamps); one online decision computes the same values from
+``cutover.stack.online.OnlineFeatures``. A test compares both on every row of a sample, so the
+two paths share every constant and the exact arithmetic below:
+
+- log amounts are held as integer micro-units (``log_amount_q``), so window sums are exact
+  integer sums whatever the order of additions or the batch boundaries;
+- a look-back uses earlier rows only (in store order: ``ts`` then ``txn_id``), inclusive of a
+  row exactly one window old, and never more than ``HISTORY_US`` back;
+- a label counts for a transaction at ``t`` only once ``label_ts <= t`` (``cutover.stack.labels``).
 """
 
 from __future__ import annotations
 
-import bisect
 import math
-from collections import deque
 from typing import Final
 
 import numpy as np
@@ -19,6 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cutover.domain import CHANNELS, CURRENCY_EXPONENTS
+from cutover.errors import InputError
+from cutover.stack.labels import LabelBook, fraud_rate
 
 US_PER_S: Final = 1_000_000
 WINDOW_10M_US: Final = 600 * US_PER_S
@@ -26,203 +31,253 @@ WINDOW_1H_US: Final = 3_600 * US_PER_S
 WINDOW_24H_US: Final = 86_400 * US_PER_S
 #: The longest look-back; state older than this is dropped, which bounds memory.
 HISTORY_US: Final = WINDOW_24H_US
-#: Seconds-since-previous for a card never seen in the window (a long, finite gap).
-NO_PREVIOUS_S: Final = float(HISTORY_US // US_PER_S)
-#: Smoothing of the merchant fraud rate: a prior of PRIOR_RATE worth PRIOR_LABELS labels.
-PRIOR_RATE: Final = 0.01
-PRIOR_LABELS: Final = 20.0
+#: Distinct merchants / countries of a card count over at most this many of its latest earlier
+#: payments in 24 h: bounded work per row on both paths, and a card-testing burst saturates it.
+DISTINCT_LAST_N: Final = 16
+#: Log amounts in integer units of 1e-6, so sums over windows are exact.
+LOG_SCALE: Final = 1_000_000
+#: The exponent assumed for a currency cutover does not know (features only, never money).
+DEFAULT_EXPONENT: Final = 2
 
 FEATURES: Final = (
     "log_amount", "cross_border", "channel_code",
     "card_n_10m", "card_n_1h", "card_n_24h", "card_logsum_24h", "card_secs_since_prev",
-    "cust_amount_dev", "cust_new_device", "merchant_n_1h", "merchant_fraud_rate",
+    "card_merchants_24h", "card_countries_24h",
+    "cust_n_24h", "cust_amount_dev", "cust_new_device", "merchant_n_1h", "merchant_fraud_rate",
 )
-#: Columns of earlier transactions the rolling state keeps between batches.
-HISTORY_COLUMNS: Final = ("ts", "card_token", "customer_id", "merchant_id", "device_hash",
-                          "amount_minor", "currency")
+CARD_N_1H: Final = FEATURES.index("card_n_1h")
+#: Columns of a transaction the stack reads (a subset of TRAFFIC without legacy or labels);
+#: a batch without one of them is refused with its name.
+INPUT_COLUMNS: Final = ("txn_id", "ts", "merchant_id", "customer_id", "card_token", "card_bin",
+                        "card_country", "amount_minor", "currency", "merchant_country",
+                        "channel", "device_hash")
+#: Columns of earlier transactions kept between batches (``lam_q`` is the log amount).
+HISTORY_SCHEMA: Final = pa.schema([("ts", pa.int64()), ("card", pa.string()), ("cust", pa.string()),
+                                   ("pair", pa.string()), ("merch", pa.string()),
+                                   ("mcountry", pa.string()), ("lam_q", pa.int64())])
 
-_EXP_KEYS = list(CURRENCY_EXPONENTS)
-_EXP_VALUES = np.array([CURRENCY_EXPONENTS[c] for c in _EXP_KEYS], dtype=np.float64)
+_EXP_KEYS: Final = list(CURRENCY_EXPONENTS)
+_EXP_VALUES: Final = np.array([CURRENCY_EXPONENTS[c] for c in _EXP_KEYS] + [DEFAULT_EXPONENT],
+                              dtype=np.float64)
 
 
-def log_major(amount_minor: pa.Array, currency: pa.Array) -> np.ndarray:
-    """log1p of the amount in major units: a currency-comparable scale (a feature, not money)."""
-    idx = pc.index_in(currency, value_set=pa.array(_EXP_KEYS)).fill_null(
-        _EXP_KEYS.index("USD")).to_numpy(zero_copy_only=False)
+def log_amount_q(amount_minor: int, currency: str) -> int:
+    """One row's log1p(major units) as integer micro-units; the scalar twin of ``_log_q``."""
+    exp = CURRENCY_EXPONENTS.get(currency, DEFAULT_EXPONENT)
+    return round(math.log1p(max(int(amount_minor), 0) / 10.0**exp) * LOG_SCALE)
+
+
+def _log_q(amount_minor: pa.Array, currency: pa.Array) -> np.ndarray:
+    idx = pc.index_in(currency, value_set=pa.array(_EXP_KEYS)).fill_null(len(_EXP_KEYS))
+    exp = _EXP_VALUES[idx.to_numpy(zero_copy_only=False)]
     amount = np.asarray(amount_minor.to_numpy(zero_copy_only=False), dtype=np.float64)
-    return np.log1p(np.maximum(amount, 0.0) / np.power(10.0, _EXP_VALUES[idx]))
+    return np.rint(np.log1p(np.maximum(amount, 0.0) / np.power(10.0, exp)) * LOG_SCALE).astype(np.int64)
 
 
 def _codes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Integer codes of a string column (nulls get -1)."""
+    """Integer codes of a string column by hashing (nulls get -1)."""
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    enc = pc.dictionary_encode(arr)
-    return enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return pc.dictionary_encode(arr).indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def window_stats(codes: np.ndarray, ts_us: np.ndarray, values: np.ndarray,
-                 windows_us: tuple[int, ...]) -> dict:
-    """Per row: counts and value sums of EARLIER rows of the same entity within each window.
+                 windows_us: tuple[int, ...],
+                 distinct: tuple[np.ndarray, ...] = ()) -> dict[str, np.ndarray]:
+    """Per row: count and integer value sum of EARLIER rows of the same entity in each window.
 
-    Rows are in time order; "earlier" means before in that order. Returns arrays in the input
-    order: ``n_<w>``, ``sum_<w>`` per window and ``gap_us`` (-1 when no earlier row).
+    Rows must be in time order; "earlier" is input order, and a row exactly ``w`` old counts.
+    Returns, in input order, ``n_<w>`` and ``sum_<w>`` per window and ``gap_us``: the time
+    since the entity's previous row, ``HISTORY_US`` when there is none, capped at
+    ``HISTORY_US`` so the value cannot depend on how much history a batch carried.
+    For each array in ``distinct`` (codes of another column), ``distinct_<k>`` counts the
+    distinct values among the entity's last ``DISTINCT_LAST_N`` earlier rows in 24 h.
     """
     n = len(codes)
-    order = np.lexsort((np.arange(n), codes))
-    sc, st = codes[order], ts_us[order]
-    rel = st - (st.min() if n else 0)
-    span = int(rel.max() if n else 0) + max(windows_us) + 1
-    if n and (int(sc.max()) + 1) * span >= 2**62:
-        raise OverflowError("window_stats: time span too long for the composite key")
-    key = sc * span + rel
-    pos = np.arange(n)
-    cs = np.concatenate([[0.0], np.cumsum(values[order])])
     out: dict[str, np.ndarray] = {}
+    if n == 0:
+        for w in windows_us:
+            out[f"n_{w}"], out[f"sum_{w}"] = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        out["gap_us"] = np.zeros(0, np.int64)
+        for k in range(len(distinct)):
+            out[f"distinct_{k}"] = np.zeros(0, np.int64)
+        return out
+    order = np.argsort(codes, kind="stable")
+    sc, st = codes[order], ts_us[order]
+    rel = st - st.min()
+    span = int(rel.max()) + max(windows_us) + 1
+    if (int(sc.max()) + 2) * span >= 2**62:
+        raise OverflowError("window_stats: time span too long for the composite key")
+    key = (sc + 1) * span + rel
+    pos = np.arange(n)
+    cs = np.concatenate([[0], np.cumsum(values[order])])
     for w in windows_us:
         start = np.searchsorted(key, key - w, side="left")
-        res_n, res_s = np.empty(n), np.empty(n)
+        res_n, res_s = np.empty(n, np.int64), np.empty(n, np.int64)
         res_n[order] = pos - start
         res_s[order] = cs[pos] - cs[start]
         out[f"n_{w}"], out[f"sum_{w}"] = res_n, res_s
-    gap = np.full(n, -1, dtype=np.int64)
-    same = np.zeros(n, dtype=bool)
-    same[1:] = sc[1:] == sc[:-1]
-    gap_sorted = np.where(same, st - np.concatenate([[0], st[:-1]]), -1)
+    gap_sorted = np.full(n, HISTORY_US, dtype=np.int64)
+    same = sc[1:] == sc[:-1]
+    gap_sorted[1:][same] = np.minimum(st[1:][same] - st[:-1][same], HISTORY_US)
+    gap = np.empty(n, np.int64)
     gap[order] = gap_sorted
     out["gap_us"] = gap
+    if distinct:
+        lo = np.maximum(np.searchsorted(key, key - WINDOW_24H_US, side="left"), pos - DISTINCT_LAST_N)
+        for k, other in enumerate(distinct):
+            res = np.empty(n, np.int64)
+            res[order] = _distinct_recent(sc, other[order], pos, lo)
+            out[f"distinct_{k}"] = res
     return out
 
 
-def merchant_fraud_rate(merchants: pa.Array, ts_us: np.ndarray, label_merchants: pa.Array,
-                        label_ts_us: np.ndarray, label_fraud: np.ndarray) -> np.ndarray:
-    """Smoothed fraud rate per row from labels with ``label_ts <= ts`` of the same merchant."""
-    n, m = len(ts_us), len(label_ts_us)
-    codes = _codes(pa.concat_arrays([label_merchants.cast(pa.string()),
-                                     merchants.cast(pa.string())]))
-    t = np.concatenate([label_ts_us, ts_us])
-    kind = np.concatenate([np.zeros(m, np.int8), np.ones(n, np.int8)])  # labels first on ties
-    order = np.lexsort((kind, t, codes))
-    is_label = (kind[order] == 0).astype(np.float64)
-    fraud = np.concatenate([label_fraud.astype(np.float64), np.zeros(n)])[order]
-    c_n, c_f = np.cumsum(is_label), np.cumsum(fraud)
-    sc = codes[order]
-    first = np.searchsorted(sc, sc, side="left")
-    base_n = np.where(first > 0, c_n[first - 1], 0.0)
-    base_f = np.where(first > 0, c_f[first - 1], 0.0)
-    rate_sorted = (c_f - base_f + PRIOR_RATE * PRIOR_LABELS) / (c_n - base_n + PRIOR_LABELS)
-    rate = np.empty(n + m)
-    rate[order] = rate_sorted
-    return rate[m:]
+def _distinct_recent(sc: np.ndarray, so: np.ndarray, pos: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Per sorted row i: distinct ``so`` values among rows [lo_i, i) (same entity by ``lo``).
+
+    A value counts once: at its last occurrence before i, i.e. the rows j whose next row with
+    the same (entity, value) is at i or later. One vectorised pass per lag, over only the rows
+    that still have that many candidates (most cards have one or two), at most
+    DISTINCT_LAST_N passes.
+    """
+    n = len(sc)
+    pair = sc * (int(so.max()) + 2) + (so + 1)  # codes are >= -1; both < 2**31, no overflow
+    by_pair = np.argsort(pair, kind="stable")
+    nxt = np.full(n, n, dtype=np.int64)
+    same = pair[by_pair][1:] == pair[by_pair][:-1]
+    nxt[by_pair[:-1][same]] = by_pair[1:][same]
+    count = np.zeros(n, np.int64)
+    active = np.flatnonzero(pos - lo >= 1)
+    for lag in range(1, DISTINCT_LAST_N + 1):
+        if lag > 1:
+            active = active[active - lo[active] >= lag]
+        if len(active) == 0:
+            break
+        count[active] += nxt[active - lag] >= active
+    return count
 
 
-def compute_features(history: pa.Table, batch: pa.Table | pa.RecordBatch,
-                     labels: tuple[pa.Array, np.ndarray, np.ndarray]) -> np.ndarray:
-    """Feature matrix (rows x FEATURES, float32) of ``batch`` given earlier ``history`` rows."""
-    if isinstance(batch, pa.RecordBatch):
-        batch = pa.Table.from_batches([batch])
-    k = history.num_rows
-    cols = [c for c in HISTORY_COLUMNS]
-    both = pa.concat_tables([history.select(cols).cast(batch.select(cols).schema),
-                             batch.select(cols)])
-    ts = both["ts"].combine_chunks().cast(pa.int64()).to_numpy()
-    lam = log_major(both["amount_minor"].combine_chunks(), both["currency"].combine_chunks())
-    card = window_stats(_codes(both["card_token"]), ts, lam,
-                        (WINDOW_10M_US, WINDOW_1H_US, WINDOW_24H_US))
-    cust = window_stats(_codes(both["customer_id"]), ts, lam, (WINDOW_24H_US,))
-    pair = pc.binary_join_element_wise(both["customer_id"], both["device_hash"], "|")
-    dev = window_stats(_codes(pair), ts, lam, (WINDOW_24H_US,))
-    merch = window_stats(_codes(both["merchant_id"]), ts, lam, (WINDOW_1H_US,))
-    s = slice(k, None)
-    cust_n = cust[f"n_{WINDOW_24H_US}"][s]
-    cust_mean = np.divide(cust[f"sum_{WINDOW_24H_US}"][s], cust_n, out=np.zeros_like(cust_n),
-                          where=cust_n > 0)
-    gap = card["gap_us"][s]
-    has_dev = pc.is_valid(batch["device_hash"]).to_numpy(zero_copy_only=False)
-    ch = pc.index_in(batch["channel"], value_set=pa.array(CHANNELS)).fill_null(-1)
-    cross = pc.not_equal(batch["card_country"], batch["merchant_country"])
-    lab_m, lab_ts, lab_f = labels
-    mfr = merchant_fraud_rate(batch["merchant_id"].combine_chunks(), ts[s], lab_m, lab_ts, lab_f)
-    mat = np.column_stack([
-        lam[s], cross.to_numpy(zero_copy_only=False).astype(np.float64),
-        ch.to_numpy(zero_copy_only=False).astype(np.float64),
-        card[f"n_{WINDOW_10M_US}"][s], card[f"n_{WINDOW_1H_US}"][s], card[f"n_{WINDOW_24H_US}"][s],
-        card[f"sum_{WINDOW_24H_US}"][s],
-        np.where(gap >= 0, gap / US_PER_S, NO_PREVIOUS_S),
-        np.where(cust_n > 0, lam[s] - cust_mean, 0.0),
-        (has_dev & (dev[f"n_{WINDOW_24H_US}"][s] == 0)).astype(np.float64),
-        merch[f"n_{WINDOW_1H_US}"][s], mfr,
-    ])
-    return mat.astype(np.float32)
+def _entity_stats(hist: pa.Table, hist_ts: np.ndarray, col: str, keys: pa.Array, ts: np.ndarray,
+                  lam: np.ndarray, windows_us: tuple[int, ...],
+                  distinct: tuple[tuple[str, pa.Array], ...] = ()) -> dict[str, np.ndarray]:
+    """window_stats of the batch rows, with only the history rows that can matter to them.
+
+    History rows too old for the longest window are cut by a binary search on their sorted
+    times; the rest are encoded together with the batch (one hash pass) and kept only when
+    their entity occurs in the batch, so the sort works on the rows that matter.
+    """
+    first = int(np.searchsorted(hist_ts, int(ts[0]) - max(windows_us), side="left"))
+    h_keys = hist[col].slice(first).combine_chunks() if hist.num_rows else pa.array([], pa.string())
+    codes = _codes(pa.concat_arrays([h_keys, keys]) if len(h_keys) else keys)
+    k = len(h_keys)
+    keep = np.zeros(0, np.int64)
+    if k:
+        in_batch = np.zeros(int(codes.max()) + 2, dtype=bool)
+        in_batch[codes[k:] + 1] = True  # +1: a null key (-1) indexes slot 0
+        keep = np.flatnonzero(in_batch[codes[:k] + 1])
+        h_lam = hist["lam_q"].slice(first).to_numpy()[keep]
+        codes = np.concatenate([codes[:k][keep], codes[k:]])
+        k = len(keep)
+        all_ts = np.concatenate([hist_ts[first:][keep], ts])
+        values = np.concatenate([h_lam, lam])
+    else:
+        all_ts, values = ts, lam
+    others = []
+    for h_col, batch_values in distinct:
+        h_vals = hist[h_col].slice(first).combine_chunks().take(pa.array(keep)) if k else None
+        others.append(_codes(pa.concat_arrays([h_vals, batch_values]) if k else batch_values))
+    stats = window_stats(codes, all_ts, values, windows_us, tuple(others))
+    return {name: v[k:] for name, v in stats.items()}
 
 
-def trim_history(history: pa.Table, now_us: int) -> pa.Table:
-    """Keep only rows young enough to matter for any look-back window."""
-    ts = history["ts"].cast(pa.int64())
-    return history.filter(pc.greater_equal(ts, now_us - HISTORY_US))
+def _batch_columns(batch: pa.Table | pa.RecordBatch) -> dict[str, pa.Array]:
+    missing = [c for c in INPUT_COLUMNS if c not in batch.schema.names]
+    if missing:
+        raise InputError(f"transaction batch: missing columns {missing}")
+    cols = {}
+    for c in INPUT_COLUMNS:
+        col = batch.column(c)
+        cols[c] = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return cols
 
 
-# ---------------------------------------------------------------------------------------------
-# The online path: the same features for one transaction, from per-entity state.
-# ---------------------------------------------------------------------------------------------
+class FeatureState:
+    """The rolling state of the batch path: 24 h of earlier rows and the labels seen so far.
 
-class OnlineFeatures:
-    """Per-entity rolling state for one decision at a time; same values as compute_features."""
+    ``features`` must be called with batches in time order; it computes each row's features
+    from earlier rows only, then adds the batch to the history and drops what has aged out, so
+    the result does not depend on where batch boundaries fall.
+    """
 
     def __init__(self) -> None:
-        self.card: dict[str, deque] = {}
-        self.cust: dict[str, deque] = {}
-        self.pair: dict[str, deque] = {}
-        self.merch: dict[str, deque] = {}
-        self.labels: dict[str, tuple[list[int], list[float]]] = {}
+        self.history = HISTORY_SCHEMA.empty_table()
+        self.labels = LabelBook()
+        self.last_ts_us: int | None = None
 
-    def observe_label(self, merchant: str, label_ts_us: int, fraud: bool) -> None:
-        """Record one label; it counts only for transactions at or after ``label_ts_us``."""
-        times, cum = self.labels.setdefault(merchant, ([], []))
-        i = bisect.bisect_right(times, label_ts_us)
-        times.insert(i, label_ts_us)
-        cum.insert(i, 1.0 if fraud else 0.0)
+    def observe_labels(self, merchants: pa.Array, label_ts_us: pa.Array | np.ndarray,
+                       fraud: pa.Array | np.ndarray) -> None:
+        """Remember labels; each counts only for transactions at or after its ``label_ts``."""
+        self.labels.add(merchants, label_ts_us, fraud)
 
-    def _fraud_rate(self, merchant: str, ts_us: int) -> float:
-        times, flags = self.labels.get(merchant, ([], []))
-        k = bisect.bisect_right(times, ts_us)
-        return (sum(flags[:k]) + PRIOR_RATE * PRIOR_LABELS) / (k + PRIOR_LABELS)
+    def warm(self, batch: pa.Table | pa.RecordBatch) -> None:
+        """Add earlier traffic to the look-back state without computing anything for it."""
+        self.features(batch)
 
-    @staticmethod
-    def _window(dq: deque | None, ts_us: int, w: int) -> tuple[int, float]:
-        if not dq:
-            return 0, 0.0
-        n, s = 0, 0.0
-        for t, v in reversed(dq):
-            if t < ts_us - w:
-                break
-            n, s = n + 1, s + v
-        return n, s
+    def features(self, batch: pa.Table | pa.RecordBatch) -> np.ndarray:
+        """Feature matrix (rows x FEATURES, float32) of ``batch``; then remember the batch."""
+        cols = _batch_columns(batch)
+        ts = cols["ts"].cast(pa.int64()).to_numpy(zero_copy_only=False)
+        self._check_order(ts)
+        if len(ts) == 0:
+            return np.zeros((0, len(FEATURES)), np.float32)
+        lam = _log_q(cols["amount_minor"], cols["currency"])
+        pair = pc.binary_join_element_wise(cols["customer_id"], cols["device_hash"], "|")
+        mat = self._matrix(cols, ts, lam, pair)
+        self._remember(cols, ts, lam, pair)
+        return mat
 
-    def features(self, txn: dict) -> list[float]:
-        """Features of ``txn`` from earlier events, then add ``txn`` to the state."""
-        ts = int(txn["ts_us"])
-        exp = CURRENCY_EXPONENTS.get(txn["currency"], 2)
-        lam = math.log1p(max(int(txn["amount_minor"]), 0) / 10.0**exp)
-        card_dq = self.card.get(txn["card_token"])
-        c10, _ = self._window(card_dq, ts, WINDOW_10M_US)
-        c1h, _ = self._window(card_dq, ts, WINDOW_1H_US)
-        c24, s24 = self._window(card_dq, ts, WINDOW_24H_US)
-        gap = (ts - card_dq[-1][0]) / US_PER_S if card_dq else NO_PREVIOUS_S
-        cn, cs = self._window(self.cust.get(txn["customer_id"]), ts, WINDOW_24H_US)
-        dev = txn.get("device_hash")
-        pkey = f"{txn['customer_id']}|{dev}" if dev is not None else None
-        pn, _ = self._window(self.pair.get(pkey), ts, WINDOW_24H_US) if pkey else (0, 0.0)
-        mn, _ = self._window(self.merch.get(txn["merchant_id"]), ts, WINDOW_1H_US)
-        ch = CHANNELS.index(txn["channel"]) if txn["channel"] in CHANNELS else -1
-        row = [lam, float(txn["card_country"] != txn["merchant_country"]), float(ch),
-               float(c10), float(c1h), float(c24), s24, gap,
-               lam - cs / cn if cn else 0.0, float(dev is not None and pn == 0), float(mn),
-               self._fraud_rate(txn["merchant_id"], ts)]
-        for store, key in ((self.card, txn["card_token"]), (self.cust, txn["customer_id"]),
-                           (self.pair, pkey), (self.merch, txn["merchant_id"])):
-            if key is not None:
-                dq = store.setdefault(key, deque())
-                dq.append((ts, lam))
-                while dq and dq[0][0] < ts - HISTORY_US:
-                    dq.popleft()
-        return row
+    def _check_order(self, ts: np.ndarray) -> None:
+        if len(ts) and (np.any(ts[1:] < ts[:-1]) or (self.last_ts_us is not None
+                                                        and ts[0] < self.last_ts_us)):
+            raise InputError("transaction batch: rows are not in time order (ts); the look-back "
+                             "features need batches sorted by ts, then txn_id")
+
+    def _matrix(self, cols: dict[str, pa.Array], ts: np.ndarray, lam: np.ndarray,
+                pair: pa.Array) -> np.ndarray:
+        h = self.history
+        h_ts = h["ts"].to_numpy()
+        card = _entity_stats(h, h_ts, "card", cols["card_token"], ts, lam,
+                             (WINDOW_10M_US, WINDOW_1H_US, WINDOW_24H_US),
+                             (("merch", cols["merchant_id"]), ("mcountry", cols["merchant_country"])))
+        cust = _entity_stats(h, h_ts, "cust", cols["customer_id"], ts, lam, (WINDOW_24H_US,))
+        dev = _entity_stats(h, h_ts, "pair", pair, ts, lam, (WINDOW_24H_US,))
+        merch = _entity_stats(h, h_ts, "merch", cols["merchant_id"], ts, lam, (WINDOW_1H_US,))
+        cust_n, cust_s = cust[f"n_{WINDOW_24H_US}"], cust[f"sum_{WINDOW_24H_US}"]
+        # (lam * n - sum) / (n * scale): one rounding, the same in the online path.
+        dev_num = (lam * cust_n - cust_s).astype(np.float64)
+        amount_dev = np.divide(dev_num, cust_n * float(LOG_SCALE), out=np.zeros(len(ts)),
+                               where=cust_n > 0)
+        has_dev = pc.is_valid(cols["device_hash"]).to_numpy(zero_copy_only=False)
+        channel = pc.index_in(cols["channel"], value_set=pa.array(CHANNELS)).fill_null(-1)
+        cross = pc.not_equal(cols["card_country"], cols["merchant_country"]).fill_null(False)
+        n_lab, n_fraud = self.labels.counts(cols["merchant_id"], ts)
+        mat = np.column_stack([
+            lam / float(LOG_SCALE), cross.to_numpy(zero_copy_only=False).astype(np.float64),
+            channel.to_numpy(zero_copy_only=False).astype(np.float64),
+            card[f"n_{WINDOW_10M_US}"], card[f"n_{WINDOW_1H_US}"], card[f"n_{WINDOW_24H_US}"],
+            card[f"sum_{WINDOW_24H_US}"] / float(LOG_SCALE), card["gap_us"] / float(US_PER_S),
+            card["distinct_0"], card["distinct_1"],
+            cust_n, amount_dev, (has_dev & (dev[f"n_{WINDOW_24H_US}"] == 0)).astype(np.float64),
+            merch[f"n_{WINDOW_1H_US}"], fraud_rate(n_lab, n_fraud),
+        ])
+        return mat.astype(np.float32)
+
+    def _remember(self, cols: dict[str, pa.Array], ts: np.ndarray, lam: np.ndarray,
+                  pair: pa.Array) -> None:
+        now = int(ts[-1])
+        added = pa.table([pa.array(ts), cols["card_token"], cols["customer_id"], pair,
+                          cols["merchant_id"], cols["merchant_country"], pa.array(lam)],
+                         schema=HISTORY_SCHEMA)
+        kept = pa.concat_tables([self.history, added])
+        self.history = kept.filter(pc.greater_equal(kept["ts"], now - HISTORY_US)).combine_chunks()
+        self.labels.advance(now)
+        self.last_ts_us = now

@@ -1,8 +1,8 @@
 """Reason codes: which features pushed a score up, in words a risk analyst can read.
 
-Contributions come from XGBoost's approximate per-feature contributions
-(``approx_contribs=True``), computed only for declines and reviews, where someone will read
-them. docs/model-card.md says why (cost measured by bench/decide.py).
+Per-row contributions come from XGBoost (``approx_contribs`` by default: the exact TreeSHAP
+ones cost about 100 predictions a row). They are computed only for declines and reviews, where
+someone will read them; the model card records the method and the measured cost per row.
 """
 
 from __future__ import annotations
@@ -15,16 +15,18 @@ from typing import Final
 import numpy as np
 
 from cutover.errors import ConfigError
+from cutover.paths import fixtures_dir
 
-REASONS_DEFAULT: Final = Path(__file__).resolve().parents[2] / "fixtures" / "reasons.toml"
 #: How many contributing features each decline or review carries.
 TOP_REASONS: Final = 3
-METHOD: Final = "xgboost approx_contribs (Saabas), declines and reviews only"
+METHODS: Final = ("approx_contribs", "pred_contribs")
+METHOD_DEFAULT: Final = "approx_contribs"
 
 
 @lru_cache(maxsize=4)
-def load_reasons(path: Path = REASONS_DEFAULT) -> dict[str, str]:
-    """Map "model:<feature>" and "rule:<name>" codes to plain text."""
+def load_reasons(path: Path | None = None) -> dict[str, str]:
+    """Map "model:<feature>" and "rule:<name>" codes to plain text (fixtures/reasons.toml)."""
+    path = Path(path) if path else fixtures_dir() / "reasons.toml"
     try:
         doc = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -35,13 +37,11 @@ def load_reasons(path: Path = REASONS_DEFAULT) -> dict[str, str]:
 
 
 def top_features(contribs: np.ndarray, names: tuple[str, ...]) -> list[list[str]]:
-    """Per row, the codes of the features with the largest positive contributions."""
+    """Per row, codes of the features with the largest positive contributions (best first)."""
     feats = contribs[:, : len(names)]  # the last column is the bias
-    order = np.argsort(-feats, axis=1)[:, :TOP_REASONS]
-    out = []
-    for row, idx in zip(feats, order, strict=True):
-        out.append([f"model:{names[i]}" for i in idx if row[i] > 0])
-    return out
+    order = np.argsort(-feats, axis=1, kind="stable")[:, :TOP_REASONS]
+    return [[f"model:{names[i]}" for i in idx if row[i] > 0]
+            for row, idx in zip(feats, order, strict=True)]
 
 
 def explain(codes: list[str]) -> list[str]:

@@ -1,12 +1,14 @@
-"""The rules gate: deterministic, auditable checks after the model score, and retry plans.
+"""The rules gate: deterministic, auditable checks around the model score.
 
-Money decisions are never left to the model alone: hard limits, blocklists and velocity caps
-decide first, the score bands after. The firing rule becomes the reason code ``rule:<name>``.
-Everything is vectorised with ``np.select`` over a batch.
+Money decisions are never left to the model alone: hard limits, blocklists, velocity caps and
+gateway availability decide first, the score bands after. The first rule that fires (in
+``RULE_ORDER``) decides, and its name becomes the reason code ``rule:<name>``. Everything is
+vectorised with ``np.select`` over a batch; a single decision is a batch of one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,17 +19,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cutover.errors import ConfigError
+from cutover.paths import fixtures_dir
 
-RULES_DEFAULT: Final = Path(__file__).resolve().parents[2] / "fixtures" / "rules" / "default.toml"
-#: Rules whose decline means the card or payment is bad: never retry.
-HARD_RULES: Final = frozenset({"blocked_country", "blocked_bin", "velocity_cap_1h",
-                               "score_decline", "amount_limit"})
-RETRY_DELAY: Final = "+30m"
+#: Precedence of the rules: the first that fires decides.
+RULE_ORDER: Final = ("amount_limit", "blocked_country", "blocked_bin", "velocity_cap_1h",
+                     "no_route", "score_decline", "score_review")
+#: What each rule decides.
+RULE_DECISION: Final = {"score_review": "review"} | {
+    r: "decline" for r in RULE_ORDER if r != "score_review"}
+AMOUNT_UNCAPPED: Final = np.iinfo(np.int64).max
+
+
+def rules_default() -> Path:
+    """The rules file used when none is named: fixtures/rules/default.toml."""
+    return fixtures_dir() / "rules" / "default.toml"
 
 
 @dataclass(frozen=True)
 class Rules:
-    """The rules of one rules file, with the path they came from (for audit)."""
+    """The rules of one rules file, with its path and content hash (for audit)."""
 
     amount_max_minor: dict[str, int]
     card_countries: frozenset[str]
@@ -36,13 +46,16 @@ class Rules:
     review_at: float
     decline_at: float
     source: str = field(default="")
+    sha256: str = field(default="")
 
 
-def load_rules(path: Path = RULES_DEFAULT) -> Rules:
+def load_rules(path: Path | None = None) -> Rules:
     """Read a rules TOML file; errors name the file and the field."""
+    path = Path(path) if path else rules_default()
     try:
-        doc = tomllib.loads(path.read_text())
-        return Rules(
+        raw = path.read_bytes()
+        doc = tomllib.loads(raw.decode())
+        rules = Rules(
             amount_max_minor={k: int(v) for k, v in doc["limits"]["amount_max_minor"].items()},
             card_countries=frozenset(doc["blocklist"]["card_countries"]),
             card_bins=frozenset(doc["blocklist"]["card_bins"]),
@@ -50,43 +63,54 @@ def load_rules(path: Path = RULES_DEFAULT) -> Rules:
             review_at=float(doc["score"]["review_at"]),
             decline_at=float(doc["score"]["decline_at"]),
             source=str(path),
+            sha256=hashlib.sha256(raw).hexdigest(),
         )
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read rules: {exc}") from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: missing or invalid rules field {exc}") from exc
+    if not 0.0 <= rules.review_at <= rules.decline_at <= 1.0:
+        raise ConfigError(f"{path}: [score] needs 0 <= review_at <= decline_at <= 1")
+    return rules
 
 
-def apply_rules(rules: Rules, batch: pa.Table, card_n_1h: np.ndarray, score: np.ndarray,
-                review_at: float, decline_at: float) -> tuple[np.ndarray, np.ndarray]:
-    """Return (decision, rule name or "") per row; the first firing rule wins."""
-    cur = batch["currency"]
-    limits = pa.array(list(rules.amount_max_minor.values()), pa.int64())
-    idx = pc.index_in(cur, value_set=pa.array(list(rules.amount_max_minor), pa.string()))
-    cap = pc.take(limits, idx).to_numpy(zero_copy_only=False)
-    amount = batch["amount_minor"].to_numpy()
-    over = np.where(np.isnan(cap.astype(np.float64)), False, amount > np.nan_to_num(cap))
-    b_country = pc.is_in(batch["card_country"], pa.array(sorted(rules.card_countries), pa.string()))
-    b_bin = pc.is_in(batch["card_bin"], pa.array(sorted(rules.card_bins), pa.string()))
-    conds = [over, b_country.to_numpy(zero_copy_only=False), b_bin.to_numpy(zero_copy_only=False),
-             card_n_1h >= rules.card_n_1h_max, score >= decline_at, score >= review_at]
-    names = ["amount_limit", "blocked_country", "blocked_bin", "velocity_cap_1h",
-             "score_decline", "score_review"]
-    rule = np.select(conds, names, default="")
-    decision = np.select([rule == "", rule == "score_review"], ["approve", "review"],
-                         default="decline")
-    return decision.astype(object), rule.astype(object)
+def _amount_cap(rules: Rules, currency: pa.Array) -> np.ndarray:
+    caps = np.array(list(rules.amount_max_minor.values()) + [AMOUNT_UNCAPPED], np.int64)
+    idx = pc.index_in(currency, value_set=pa.array(list(rules.amount_max_minor), pa.string()))
+    return caps[idx.fill_null(len(rules.amount_max_minor)).to_numpy(zero_copy_only=False)]
 
 
-def retry_plans(decision: np.ndarray, rule: np.ndarray, alt_route: np.ndarray) -> np.ndarray:
-    """Per row: "none" for hard declines, "retry:<gateway>@+30m" for soft ones, null otherwise.
+def apply_rules(rules: Rules, batch: pa.Table | pa.RecordBatch, card_n_1h: np.ndarray,
+                has_route: np.ndarray, score: np.ndarray, review_at: float,
+                decline_at: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return (decision, firing rule name or "") per row; the first firing rule wins.
 
-    Soft declines are the ones the payment itself is not to blame for (no gateway available
-    right now); a retry then goes to the next-best allowed gateway, later.
+    ``card_n_1h`` counts the card's earlier payments in the last hour (this one excluded).
     """
-    declined = decision == "decline"
-    hard = np.isin(rule, list(HARD_RULES))
-    soft_plan = np.where(alt_route != None, "retry:" + alt_route.astype(str) + "@" + RETRY_DELAY,  # noqa: E711
-                         "retry:any@" + RETRY_DELAY)
-    plan = np.where(declined & ~hard, soft_plan, "none")
-    return np.where(declined, plan, None).astype(object)
+    amount = np.asarray(batch.column("amount_minor").to_numpy(), dtype=np.int64)
+    blocked_country = pc.is_in(batch.column("card_country"),
+                               value_set=pa.array(sorted(rules.card_countries), pa.string()))
+    blocked_bin = pc.is_in(batch.column("card_bin"),
+                           value_set=pa.array(sorted(rules.card_bins), pa.string()))
+    conds = [amount > _amount_cap(rules, batch.column("currency")),
+             blocked_country.to_numpy(zero_copy_only=False),
+             blocked_bin.to_numpy(zero_copy_only=False),
+             card_n_1h >= rules.card_n_1h_max, ~has_route,
+             score >= decline_at, score >= review_at]
+    rule = np.select(conds, list(RULE_ORDER), default="").astype(object)
+    decision = np.select([rule == "", rule == "score_review"], ["approve", "review"],
+                         default="decline").astype(object)
+    return decision, rule
+
+
+def rule_one(rules: Rules, txn: dict, card_n_1h: float, has_route: bool, score: float,
+             review_at: float, decline_at: float) -> tuple[str, str]:
+    """The scalar twin of ``apply_rules`` for one online decision: (decision, rule or "")."""
+    cap = rules.amount_max_minor.get(txn.get("currency"), AMOUNT_UNCAPPED)
+    fired = (int(txn["amount_minor"]) > cap, txn.get("card_country") in rules.card_countries,
+             txn.get("card_bin") in rules.card_bins, card_n_1h >= rules.card_n_1h_max,
+             not has_route, score >= decline_at, score >= review_at)
+    for name, hit in zip(RULE_ORDER, fired, strict=True):
+        if hit:
+            return RULE_DECISION[name], name
+    return "approve", ""

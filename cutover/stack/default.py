@@ -1,0 +1,217 @@
+"""The reference candidate stack: features -> XGBoost score -> rules gate -> routing -> retries.
+
+``DefaultStack`` implements the candidate port (docs/contracts.md): ``decide_batch`` for
+replay, ``decide`` for one online decision, plus ``warm`` and ``observe_labels`` so the
+look-back state holds what a production system would know at each moment. Both paths end in
+the same ``_decide_rows``: a single decision is a batch of one whose features come from the
+online state, so the two cannot drift apart.
+
+The batch path and the online path keep separate state; use one or the other on a stack.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+
+from cutover.domain import DECISION
+from cutover.errors import ConfigError, InputError
+from cutover.stack import registry
+from cutover.stack.features import CARD_N_1H, FEATURES, INPUT_COLUMNS, FeatureState
+from cutover.stack.online import OnlineFeatures, ts_us_of
+from cutover.stack.reasons import METHOD_DEFAULT, top_features
+from cutover.stack.retries import retry_plan_one, retry_plans
+from cutover.stack.routing import SuccessTable, choose_route_one, choose_routes, load_gateways
+from cutover.stack.rules import Rules, apply_rules, load_rules, rule_one
+
+#: Prediction threads. Measured here (bench/decide.py): one thread predicts about 1M rows/s,
+#: and a second one gains little on an idle machine but loses 3-5x when the other core is
+#: busy (the OpenMP hand-off waits for it), which is the normal case in a replay.
+NTHREAD_PREDICT: Final = 1
+LABEL_COLUMNS: Final = ("merchant_id", "label_ts", "is_fraud")
+
+
+class DefaultStack:
+    """A loaded model version with its rules, gateways and rolling feature state."""
+
+    def __init__(self, booster: Any, card: dict[str, Any], success: SuccessTable, rules: Rules,
+                 gateways_path: Path | None = None) -> None:
+        self.booster = booster
+        self.booster.set_param({"nthread": NTHREAD_PREDICT})
+        self.card = card
+        self.model_version: str = card["version"]
+        self.success = success
+        self.rules = rules
+        self.gateways = load_gateways(gateways_path)
+        thresholds = card.get("metrics", {}).get("thresholds", {})
+        self.review_at = float(thresholds.get("review_at", rules.review_at))
+        self.decline_at = float(thresholds.get("decline_at", rules.decline_at))
+        self.contrib_method = card.get("reasons", {}).get("method", METHOD_DEFAULT)
+        self.state = FeatureState()
+        self.online = OnlineFeatures()
+        # Labels reach the online state only when decide() is first used: a replay that only
+        # calls decide_batch never pays for a per-label Python loop.
+        self._online_labels: list[tuple[pa.Array, pa.Array, pa.Array]] = []
+
+    # -- the port ------------------------------------------------------------------------------
+
+    def observe_labels(self, labels: pa.Table | pa.RecordBatch) -> None:
+        """Remember labels (merchant_id, label_ts, is_fraud); each counts from its label_ts on."""
+        missing = [c for c in LABEL_COLUMNS if c not in labels.schema.names]
+        if missing:
+            raise InputError(f"labels: missing columns {missing}")
+        merchants = _array(labels.column("merchant_id"))
+        label_ts = _array(labels.column("label_ts")).cast(pa.int64())
+        fraud = _array(labels.column("is_fraud"))
+        self.state.observe_labels(merchants, label_ts, fraud)
+        self._online_labels.append((merchants, label_ts, fraud))
+
+    def _flush_online_labels(self) -> None:
+        for merchants, label_ts, fraud in self._online_labels:
+            for m, t, f in zip(merchants.to_pylist(), label_ts.to_pylist(), fraud.to_pylist(),
+                               strict=True):
+                if t is not None and f is not None:
+                    self.online.observe_label(m, t, f)
+        self._online_labels.clear()
+
+    def warm(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Fill the look-back state with earlier traffic; no decisions."""
+        self.state.warm(batch)
+
+    def decide_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Decisions (DECISION schema) for a time-ordered batch, in the same row order."""
+        start = time.perf_counter_ns()
+        X = self.state.features(batch)
+        out = self._decide_rows(batch, X)
+        n = batch.num_rows
+        per_row_us = (time.perf_counter_ns() - start) // 1000 // max(n, 1)
+        out["latency_us"] = pa.array(np.full(n, per_row_us, np.int64))
+        return pa.RecordBatch.from_pydict(out, schema=DECISION)
+
+    def online_features(self, txn: dict[str, Any]) -> list[float]:
+        """The features decide() would use for ``txn`` (advances the online state, like decide)."""
+        if self._online_labels:
+            self._flush_online_labels()
+        row = {c: txn.get(c) for c in INPUT_COLUMNS}
+        row["ts"] = ts_us_of(txn.get("ts"))
+        return self.online.features(row)
+
+    def decide(self, txn: dict[str, Any]) -> dict[str, Any]:
+        """One online decision from the online state; the same result as decide_batch.
+
+        Scalar twins of the batch steps (same arithmetic, checked row by row in the tests):
+        a batch of one through Arrow would cost more than the 2 ms budget.
+        """
+        if self._online_labels:
+            self._flush_online_labels()
+        start = time.perf_counter_ns()
+        row = {c: txn.get(c) for c in INPUT_COLUMNS}
+        row["ts"] = ts_us_of(txn.get("ts"))
+        X = np.asarray([self.online.features(row)], dtype=np.float32)
+        score = float(self.booster.inplace_predict(X)[0])
+        route, fee, p_success, alt = choose_route_one(self.gateways, self.success, row["card_country"],
+                                                      row["currency"], row["amount_minor"], row["ts"])
+        decision, rule = rule_one(self.rules, row, float(X[0, CARD_N_1H]), route is not None, score,
+                                  self.review_at, self.decline_at)
+        reasons: list[str] = []
+        if decision != "approve":
+            contribs = self.contributions(X)
+            reasons = [f"rule:{rule}", *top_features(contribs, FEATURES)[0]]
+        return {"txn_id": row["txn_id"], "decision": decision, "reason_codes": reasons,
+                "score": score, "route": route, "fee_minor": fee if decision == "approve" else 0,
+                "p_success": None if p_success != p_success else p_success,  # NaN: no route
+                "model_version": self.model_version,
+                "retry_plan": retry_plan_one(decision, rule, route, alt, p_success),
+                "latency_us": (time.perf_counter_ns() - start) // 1000}
+
+    # -- the shared core -----------------------------------------------------------------------
+
+    def features(self, batch: pa.RecordBatch) -> np.ndarray:
+        """The feature matrix of a batch (advances the batch state, like decide_batch)."""
+        return self.state.features(batch)
+
+    def _decide_rows(self, batch: pa.RecordBatch | pa.Table, X: np.ndarray) -> dict[str, Any]:
+        n = len(X)
+        score = self.booster.inplace_predict(X).astype(np.float64) if n else np.zeros(0)
+        ts = batch.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
+        amount = batch.column("amount_minor").to_numpy(zero_copy_only=False)
+        routes = choose_routes(self.gateways, self.success, _array(batch.column("card_country")),
+                               _array(batch.column("currency")), amount, ts)
+        decision, rule = apply_rules(self.rules, batch, X[:, CARD_N_1H], routes.route != None,  # noqa: E711
+                                     score, self.review_at, self.decline_at)
+        return {
+            "txn_id": _array(batch.column("txn_id")),
+            "decision": _strings(decision),
+            "reason_codes": self._reasons(X, decision, rule),
+            "score": score,
+            "route": _strings(routes.route),
+            "fee_minor": np.where(decision == "approve", routes.fee_minor, 0).astype(np.int64),
+            "p_success": pa.array(routes.p_success, pa.float64(), from_pandas=True),  # NaN -> null
+            "retry_plan": _strings(retry_plans(decision, rule, routes.route, routes.alt_route,
+                                               routes.p_success)),
+            "model_version": pa.repeat(pa.scalar(self.model_version, pa.string()), n),
+        }
+
+    def _reasons(self, X: np.ndarray, decision: np.ndarray, rule: np.ndarray) -> pa.ListArray:
+        """Rule reason then top model features, for declines and reviews only."""
+        flagged = np.flatnonzero(decision != "approve")
+        lengths = np.zeros(len(X), np.int32)
+        values: list[str] = []
+        if len(flagged):
+            contribs = self.contributions(X[flagged])
+            for i, feats in zip(flagged, top_features(contribs, FEATURES), strict=True):
+                values.append(f"rule:{rule[i]}")
+                values.extend(feats)
+                lengths[i] = 1 + len(feats)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.string()))
+
+    def contributions(self, X: np.ndarray, method: str | None = None) -> np.ndarray:
+        """Per-row feature contributions (last column: bias) by the card's method."""
+        import xgboost as xgb
+
+        approx = (method or self.contrib_method) == "approx_contribs"
+        matrix = xgb.DMatrix(X, feature_names=list(FEATURES), nthread=NTHREAD_PREDICT)
+        return self.booster.predict(matrix, pred_contribs=True, approx_contribs=approx)
+
+
+def _strings(values: np.ndarray) -> pa.Array:
+    """An object array of strings or None as an Arrow string array."""
+    return pa.array(values, pa.string())
+
+
+def _array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def load_stack(models: str | Path | None = None, version: str | None = None,
+               rules: str | Path | None = None) -> DefaultStack:
+    """Load a model version (default: latest) from the registry with its rules."""
+    import xgboost as xgb
+
+    reg = registry.models_dir(models)
+    folder = registry.version_dir(reg, version)
+    card = registry.read_card(reg, folder.name)
+    booster = xgb.Booster()
+    try:
+        booster.load_model(bytearray((folder / registry.MODEL_FILE).read_bytes()))
+        success = SuccessTable.from_json(json.loads((folder / registry.ROUTING_FILE).read_text()))
+    except (OSError, ValueError, KeyError, xgb.core.XGBoostError) as exc:
+        raise ConfigError(f"model {folder}: cannot load: {exc}") from exc
+    if card.get("features") != list(FEATURES):
+        raise ConfigError(f"model {folder}: trained on features {card.get('features')}, this code "
+                          f"computes {list(FEATURES)}: retrain with `cutover train`")
+    return DefaultStack(booster, card, success, load_rules(Path(rules) if rules else None))
+
+
+def default_stack(models: str | Path | None = None, version: str | None = None,
+                  rules: str | Path | None = None) -> DefaultStack:
+    """The reference candidate: $CUTOVER_MODELS (else ./models), latest version, default rules."""
+    return load_stack(models, version, rules)
+
+
