@@ -1,0 +1,162 @@
+"""Benchmark of replay: end-to-end txn/s through the reference stack, beside a per-txn harness.
+
+Generates (or reuses, under data/bench/) a traffic store and a model trained on its first
+part, then replays the store K times through ``cutover.stack:default_stack``, each run in a
+fresh subprocess so its peak RSS is its own; the time is end to end (read, legacy side,
+candidate, diff, write, checkpoints, report.json and report.md with charts). In the same run it
+times the per-transaction harness (``cutover.shadow.harness``: candidate.decide per request,
+deepdiff per pair) on a sample of the same store and extrapolates its rate: the harness on the
+whole store would take hours. When the reference stack cannot be loaded, the test candidate
+of tests/replay_support.py is used instead, and the output says so.
+
+Run: .venv/bin/python bench/replay.py --rows 1000000 --repeat 3 [--json] [--engine local]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+ROWS_DEFAULT = 1_000_000
+REPEAT_DEFAULT = 3
+HARNESS_ROWS_DEFAULT = 2_000
+SEED = 42
+STACK = "cutover.stack:default_stack"
+FALLBACK = "tests.replay_support:mirror_candidate"
+#: The model is trained on the first quarter of the store's days (labels known by then).
+TRAIN_SHARE = 0.25
+
+CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from cutover.replay.engine import run_replay
+store, out, candidate, options = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+began, cpu = time.perf_counter(), time.process_time()
+summary = run_replay(Path(store), Path(out), candidate=candidate, candidate_options=options,
+                     force=True)
+print(json.dumps({"seconds": time.perf_counter() - began, "cpu_s": time.process_time() - cpu,
+                  "rows": summary.rows_in, "conservation_ok": summary.conservation_ok,
+                  "timings_s": summary.timings_s,
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _store(data: Path, rows: int, seed: int) -> Path:
+    from cutover.sim.traffic import generate
+    store = data / f"store-{rows}-{seed}"
+    if not (store / ".complete").is_file():
+        generate(store, rows, seed)
+        (store / ".complete").write_text("ok\n")
+    return store
+
+
+def _models(data: Path, store: Path, rows: int, seed: int) -> tuple[Path | None, str]:
+    """A trained model for the store, or (None, why) when the stack cannot be used."""
+    import shutil
+    models = data / f"models-{rows}-{seed}"
+    try:
+        from cutover.replay.candidate import load_candidate
+        for attempt in range(2):
+            if not (models / "LATEST").is_file():
+                _train(store, models)
+            try:
+                load_candidate(STACK, {"models": str(models)})
+                return models, ""
+            except Exception:
+                if attempt:
+                    raise
+                # A model from an older feature set: train again once.
+                shutil.rmtree(models)
+        raise AssertionError("unreachable")
+    except Exception as exc:  # the bench must still run and say what it measured
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _train(store: Path, models: Path) -> None:
+    from cutover.replay.store import day_folders
+    from cutover.stack.model import train
+    days = day_folders(store)
+    first = datetime.strptime(days[0].name.removeprefix("day="), "%Y-%m-%d")
+    until = first + timedelta(days=max(1, int(len(days) * TRAIN_SHARE)))
+    train(store, models, until=until.replace(tzinfo=UTC), seed=0)
+
+
+def _replay_once(store: Path, candidate: str, options: dict[str, str]) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        result = subprocess.run([sys.executable, "-c", CHILD, str(store), str(Path(tmp) / "run"),
+                                 candidate, json.dumps(options)], cwd=REPO, capture_output=True,
+                                text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"replay failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _harness(store: Path, candidate: str, options: dict[str, str], rows: int) -> dict:
+    from cutover.shadow.harness import run_harness
+    result = run_harness(store, candidate, options, rows_max=rows)
+    return {"rows": result.rows, "seconds": round(result.seconds, 3),
+            "rows_per_s": round(result.rows_per_s, 1)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=ROWS_DEFAULT)
+    parser.add_argument("--repeat", type=int, default=REPEAT_DEFAULT)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--harness-rows", type=int, default=HARNESS_ROWS_DEFAULT)
+    parser.add_argument("--engine", default="local", choices=["local"])
+    parser.add_argument("--data", type=Path, default=REPO / "data" / "bench")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    if args.rows <= 0 or args.repeat <= 0 or args.harness_rows <= 0:
+        parser.error("--rows, --repeat and --harness-rows must be positive")
+    store = _store(args.data, args.rows, args.seed)
+    models, why = _models(args.data, store, args.rows, args.seed)
+    candidate, options = (STACK, {"models": str(models)}) if models else (FALLBACK, {})
+    runs = [_replay_once(store, candidate, options) for _ in range(args.repeat)]
+    harness = _harness(store, candidate, options, args.harness_rows)
+    median_s = statistics.median(r["seconds"] for r in runs)
+    rate = args.rows / median_s
+    result = {
+        "rows": args.rows, "repeat": args.repeat, "engine": args.engine, "candidate": candidate,
+        "candidate_note": why or "reference stack", "median_s": round(median_s, 3),
+        "median_cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 3),
+        "rows_per_s": round(rate), "peak_rss_mib": round(max(r["peak_rss_mib"] for r in runs), 1),
+        "cpu_count": os.cpu_count(), "conservation_ok": all(r["conservation_ok"] for r in runs),
+        "stage_timings_s": runs[len(runs) // 2]["timings_s"],
+        "harness": harness | {"note": f"measured on the first {harness['rows']:,} rows and"
+                                      " extrapolated (the harness is linear in rows)"},
+        "speedup": round(rate / harness["rows_per_s"], 1) if harness["rows_per_s"] else None,
+    }
+    _print(result, args.json)
+    return result
+
+
+def _print(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+        return
+    if result["candidate"] != STACK:
+        print(f"NOTE: reference stack unavailable ({result['candidate_note']});"
+              f" measured with {result['candidate']}")
+    print(f"{'rows':>10}{'runs':>6}{'median s':>10}{'cpu s':>8}{'txn/s':>10}{'peak RSS MiB':>14}"
+          f"{'cpus':>6}{'harness txn/s':>15}{'speedup':>9}")
+    print(f"{result['rows']:>10,}{result['repeat']:>6}{result['median_s']:>10.2f}"
+          f"{result['median_cpu_s']:>8.2f}{result['rows_per_s']:>10,}{result['peak_rss_mib']:>14.1f}"
+          f"{result['cpu_count']:>6}{result['harness']['rows_per_s']:>15,.0f}"
+          f"{result['speedup']:>8}x")
+    print(f"harness: {result['harness']['note']}; stages (median run): {result['stage_timings_s']}")
+
+
+if __name__ == "__main__":
+    main()

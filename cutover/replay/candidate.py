@@ -1,0 +1,167 @@
+"""The candidate side of a replay: load a stack by "module:attr" and ask it about each batch.
+
+The candidate sees the request columns only: the legacy outcome and the labels are stripped,
+so it cannot peek at the answer. Labels reach it separately through ``observe_labels`` (when it
+has one) before each batch, and it is the stack's job to use a label only once
+``label_ts <= ts``. A candidate that raises for a batch does not stop the replay: the batch's
+rows become ``candidate_error`` with the exception as the reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cutover.domain import DECISION, TRAFFIC, conform
+from cutover.errors import ConfigError
+
+DEFAULT_CANDIDATE: Final = "cutover.stack:default_stack"
+LABEL_COLUMNS: Final = ("is_fraud", "chargeback", "label_ts", "gateway_ok")
+#: The columns ``observe_labels`` receives.
+OBSERVED_LABELS: Final = ("txn_id", "merchant_id", "label_ts", "is_fraud")
+#: What a candidate may see: TRAFFIC without the legacy outcome and the labels.
+REQUEST_COLUMNS: Final = tuple(n for n in TRAFFIC.names
+                               if not n.startswith("legacy_") and n not in LABEL_COLUMNS)
+ERROR_TEXT_MAX: Final = 300
+
+
+def load_candidate(spec: str, options: dict[str, str] | None = None) -> Any:
+    """Import ``module:attr``; call it with ``**options`` when it is a factory, not a stack."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"--candidate {spec!r}: expected module:attr, e.g. {DEFAULT_CANDIDATE}")
+    # Like other "module:attr" loaders (uvicorn, gunicorn), the working directory is importable,
+    # so a team's candidate in its own checkout loads without installing it.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"--candidate {spec!r}: cannot import {module_name}: {exc}") from exc
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ConfigError(f"--candidate {spec!r}: {module_name} has no attribute {attr}")
+        target = getattr(target, part)
+    if callable(target) and not hasattr(target, "decide_batch"):
+        try:
+            target = target(**(options or {}))
+        except TypeError as exc:
+            raise ConfigError(f"--candidate {spec!r}: cannot build it with options"
+                              f" {sorted(options or {})}: {exc}") from exc
+    elif options:
+        raise ConfigError(f"--candidate {spec!r} is not a factory; --candidate-opt"
+                          f" {sorted(options)} cannot be applied")
+    if not hasattr(target, "decide_batch"):
+        raise ConfigError(f"--candidate {spec!r}: {type(target).__name__} has no decide_batch")
+    return target
+
+
+def request_columns(table: pa.Table) -> pa.Table:
+    """The columns a candidate may see, in TRAFFIC order."""
+    return table.select([n for n in REQUEST_COLUMNS if n in table.column_names])
+
+
+def label_rows(table: pa.Table) -> pa.Table:
+    """The labelled rows' ``OBSERVED_LABELS`` columns (rows without a label_ts carry none)."""
+    labels = table.select(list(OBSERVED_LABELS))
+    return labels.filter(pc.is_valid(labels["label_ts"]))
+
+
+def error_text(exc: BaseException) -> str:
+    """A one-line reason for a failed call, bounded so a huge message cannot bloat the diffs."""
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    return text[:ERROR_TEXT_MAX]
+
+
+@dataclass
+class CandidateResult:
+    """The decisions (DECISION schema, input order) or the reason the batch failed."""
+
+    decisions: pa.Table | None
+    error: str | None
+    seconds: float
+
+
+class CandidateSide:
+    """A loaded candidate with the replay's conventions around it."""
+
+    def __init__(self, stack: Any) -> None:
+        self.stack = stack
+        self._observe: Callable[[pa.Table], Any] | None = getattr(stack, "observe_labels", None)
+        self._warm: Callable[[pa.RecordBatch], Any] | None = getattr(stack, "warm", None)
+
+    @property
+    def model_version(self) -> str | None:
+        """The stack's model version when it says (attribute or model card), else None."""
+        for name in ("model_version", "version"):
+            value = getattr(self.stack, name, None)
+            if isinstance(value, str):
+                return value
+        return None
+
+    @property
+    def training_window(self) -> dict[str, str] | None:
+        """The model card's training data window and store, when the stack carries a card."""
+        card = getattr(self.stack, "card", None)
+        window = card.get("data_window") if isinstance(card, dict) else None
+        if not isinstance(window, dict) or not card.get("store"):
+            return None
+        until = window.get("train_until") or window.get("until")
+        if not window.get("from") or not until:
+            return None
+        return {"store": str(card["store"]), "from": str(window["from"]), "until": str(until)}
+
+    def observe_labels(self, table: pa.Table) -> None:
+        """Pass the labelled rows of ``table`` (any table with OBSERVED_LABELS) to the stack."""
+        if self._observe is None or table.num_rows == 0:
+            return
+        labels = label_rows(table)
+        if labels.num_rows:
+            self._observe(labels)
+
+    def warm(self, table: pa.Table) -> None:
+        """Feed earlier rows to the stack's rolling state, if it keeps one."""
+        if self._warm is None or table.num_rows == 0:
+            return
+        self._warm(_one_batch(request_columns(table)))
+
+    def decide(self, table: pa.Table) -> CandidateResult:
+        """Ask the stack about ``table`` (TRAFFIC rows); never raises for the stack's faults."""
+        started = time.perf_counter()
+        try:
+            out = self.stack.decide_batch(_one_batch(request_columns(table)))
+            decisions = conform(out, DECISION)
+            _check_alignment(decisions, table)
+        except Exception as exc:  # a candidate's bug is a finding, not a crash of the replay
+            return CandidateResult(None, error_text(exc), time.perf_counter() - started)
+        return CandidateResult(decisions, None, time.perf_counter() - started)
+
+
+def _one_batch(table: pa.Table) -> pa.RecordBatch:
+    table = table.combine_chunks()
+    batches = table.to_batches()
+    if len(batches) == 1:
+        return batches[0]
+    return pa.RecordBatch.from_pylist([], schema=table.schema) if not batches else \
+        pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns],
+                                   schema=table.schema)
+
+
+def _check_alignment(decisions: pa.Table, table: pa.Table) -> None:
+    """The port's promise: one decision per input row, in input order."""
+    if decisions.num_rows != table.num_rows:
+        raise ValueError(f"candidate returned {decisions.num_rows} decisions for"
+                         f" {table.num_rows} rows")
+    same = pc.all(pc.equal(decisions["txn_id"], table["txn_id"])).as_py()
+    if not same:
+        raise ValueError("candidate returned decisions out of input order (txn_id mismatch)")
+    if pc.any(pc.is_null(decisions["decision"])).as_py():
+        raise ValueError("candidate returned a null decision")

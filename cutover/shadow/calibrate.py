@@ -1,0 +1,147 @@
+"""Noise calibration: which fields of the live legacy core differ between identical requests.
+
+A live core answers the same request twice with some fields changed (an auth code, a trace id,
+a timestamp). Diffing a live replay on those fields would report noise as mismatches, so each
+sampled request is sent twice and every response field that differs in any pair becomes an
+``[ignore]`` rule, written with its evidence (how many pairs differed, an example). The core
+must be idempotent on txn_id for this to be safe: the simulated one is, and the mapping says
+so (``idempotent = true``), which is checked before anything is sent.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import pyarrow.compute as pc
+
+from cutover.errors import ConfigError, InputError
+from cutover.shadow.diff_rules import default_rules_path, parse_diff_rules, toml_string
+
+WORKERS: Final = 4
+SAMPLE_MAX: Final = 100_000
+EXAMPLE_CHARS_MAX: Final = 80
+_IGNORE_BLOCK: Final = re.compile(r"^\[ignore\][^\n]*\n(?:(?!\[)[^\n]*\n)*", re.MULTILINE)
+
+
+@dataclass
+class Calibration:
+    """What calibration saw: pairs compared, and the fields that differed with evidence."""
+
+    wsdl: str
+    pairs: int
+    failed_pairs: int
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def fields(self) -> list[str]:
+        """The noisy fields, in the order first seen."""
+        return [e["field"] for e in self.evidence]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for --json."""
+        return {"wsdl": self.wsdl, "pairs": self.pairs, "failed_pairs": self.failed_pairs,
+                "fields": self.fields, "evidence": self.evidence, "at": self.at}
+
+
+def sample_requests(store: Path, sample: int) -> list[dict[str, Any]]:
+    """The first ``sample`` replayable rows of the store, as request dicts."""
+    from cutover.replay.candidate import request_columns
+    from cutover.replay.filters import Narrowing
+    from cutover.replay.quarantine import quarantine_reasons
+    from cutover.replay.stream import iter_input
+    if not 0 < sample <= SAMPLE_MAX:
+        raise InputError(f"--sample {sample}: between 1 and {SAMPLE_MAX}")
+    rows: list[dict[str, Any]] = []
+    for table in iter_input(Path(store), Narrowing(), batch_rows=max(sample, 1)):
+        valid = table.filter(pc.is_null(quarantine_reasons(table)))
+        rows += request_columns(valid).slice(0, sample - len(rows)).to_pylist()
+        if len(rows) >= sample:
+            break
+    return rows
+
+
+def _pair(port: Any, txn: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return port.authorize_raw(txn), port.authorize_raw(txn)
+
+
+def _short(value: Any) -> Any:
+    text = value if isinstance(value, int | float | bool) or value is None else str(value)
+    return text[:EXAMPLE_CHARS_MAX] if isinstance(text, str) else text
+
+
+def compare_pairs(pairs: list[tuple[dict[str, Any], dict[str, Any]]], wsdl: str) -> Calibration:
+    """Count, per response field, the pairs whose two answers differ."""
+    ok = [(a, b) for a, b in pairs if a.get("error") is None and b.get("error") is None]
+    result = Calibration(wsdl, pairs=len(ok), failed_pairs=len(pairs) - len(ok))
+    names: list[str] = []
+    for a, b in ok:
+        for name in (*a, *b):
+            if name not in names and name not in ("txn_id", "error"):
+                names.append(name)
+    for name in names:
+        differing = [(a.get(name), b.get(name)) for a, b in ok if a.get(name) != b.get(name)]
+        if differing:
+            result.evidence.append({
+                "field": name, "pairs": len(ok), "pairs_differing": len(differing),
+                "share": round(len(differing) / len(ok), 6),
+                "example": [_short(differing[0][0]), _short(differing[0][1])]})
+    return result
+
+
+def calibrate(wsdl: str, mapping: Path, store: Path, sample: int, *,
+              address: str | None = None) -> Calibration:
+    """Send ``sample`` requests from ``store`` twice each to the live core and compare."""
+    from cutover.adapters.legacy import open_legacy
+    from cutover.adapters.mapping import load_mapping
+    if not load_mapping(mapping).idempotent:
+        raise ConfigError(f"{mapping}: the operation is not idempotent (idempotent = false);"
+                          " sending a request twice could book it twice, so calibration refuses")
+    txns = sample_requests(store, sample)
+    options = {"address": address} if address else {}
+    port = open_legacy("soap", wsdl=wsdl, mapping=mapping, **options)
+    try:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            pairs = list(pool.map(lambda t: _pair(port, t), txns))
+    finally:
+        port.close()
+    return compare_pairs(pairs, wsdl)
+
+
+def _ignore_block(fields: list[str], result: Calibration) -> str:
+    lines = ["[ignore]",
+             f"# Calibrated {result.at} against {result.wsdl}: {result.pairs} requests sent twice",
+             f"# ({result.failed_pairs} pairs failed and were left out); these fields differed.",
+             "fields = [" + ", ".join(toml_string(f) for f in fields) + "]",
+             "evidence = ["]
+    for ev in result.evidence:
+        example = ", ".join(toml_string(str(x)) for x in ev["example"])
+        lines.append(f"  {{ field = {toml_string(ev['field'])}, pairs = {ev['pairs']},"
+                     f" pairs_differing = {ev['pairs_differing']}, share = {ev['share']},"
+                     f" example = [{example}] }},")
+    return "\n".join([*lines, "]"]) + "\n\n"
+
+
+def write_calibrated_rules(result: Calibration, out: Path, base: Path | None = None) -> Path:
+    """Write ``out``: the base rules with [ignore] holding the noisy fields and the evidence."""
+    base = Path(base) if base is not None else default_rules_path()
+    text = base.read_text(encoding="utf-8")
+    before = parse_diff_rules(text, base)
+    fields = sorted(before.ignore_fields) + [f for f in result.fields
+                                             if f not in before.ignore_fields]
+    block = _ignore_block(fields, result)
+    if _IGNORE_BLOCK.search(text):
+        text = _IGNORE_BLOCK.sub(lambda _: block, text, count=1)
+    else:
+        text = re.sub(r"^(version\s*=\s*\d+\s*\n)", lambda m: m.group(1) + "\n" + block, text,
+                      count=1, flags=re.MULTILINE)
+    rules = parse_diff_rules(text, out)
+    if set(result.fields) - rules.ignore_fields:
+        raise ConfigError(f"{out}: the calibrated fields did not land in [ignore]")
+    Path(out).write_text(text, encoding="utf-8")
+    return Path(out)

@@ -1,0 +1,167 @@
+"""Drill-down: one transaction of a replay, legacy and candidate side by side, and why.
+
+This is the one place where per-row Python is right: a person asks about one transaction.
+The diff row comes from RUN_DIR/diffs, the candidate's reason codes and score from the
+decisions part of the same batch, the request from the traffic store (a card token and BIN
+only: the store never holds card numbers). deepdiff compares the two outcomes as a tree.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from cutover.domain import TRAFFIC, MoneyError, format_money
+from cutover.errors import InputError, StoreError
+from cutover.paths import fixtures_dir
+from cutover.shadow.diff import at_stake_minor
+
+OUTCOME_FIELDS: Final = ("decision", "reason", "route", "fee_minor", "latency_ms")
+REQUEST_FIELDS: Final = ("ts", "merchant_id", "mcc", "merchant_country", "channel",
+                         "customer_id", "card_token", "card_bin", "card_country", "amount_minor",
+                         "currency", "device_hash", "ip_hash", "is_fraud", "chargeback",
+                         "label_ts")
+
+
+def _find(folder: Path, txn_id: str) -> tuple[Path, pa.Table] | None:
+    for part in sorted(folder.glob("part-*.parquet")):
+        table = pq.read_table(part, filters=[("txn_id", "=", txn_id)])
+        if table.num_rows:
+            return part, table
+    return None
+
+
+def _side(row: dict[str, Any], side: str) -> dict[str, Any]:
+    return {f: row.get(f"{side}_{f}") for f in OUTCOME_FIELDS}
+
+
+def _reason_texts() -> dict[str, str]:
+    try:
+        doc = tomllib.loads((fixtures_dir() / "reasons.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    texts = {f"model:{k}": v for k, v in doc.get("features", {}).items()}
+    texts.update({f"rule:{k}": v for k, v in doc.get("rules", {}).items()})
+    return texts
+
+
+def _request(run_dir: Path, txn_id: str, ts: datetime | None) -> dict[str, Any] | None:
+    """The traffic row, looked up in the day folder of its timestamp."""
+    try:
+        run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = [Path(i["path"]) for i in run.get("inputs", []) if Path(i["path"]).is_file()]
+    if ts is not None:
+        day = f"day={ts.strftime('%Y-%m-%d')}"
+        files = [f for f in files if f.parent.name == day] or files
+    if not files:
+        return None
+    dataset = ds.dataset([str(f) for f in files], schema=TRAFFIC, format="parquet")
+    table = dataset.to_table(columns=list(REQUEST_FIELDS), filter=ds.field("txn_id") == txn_id)
+    return table.to_pylist()[0] if table.num_rows else None
+
+
+def _deepdiff(legacy: dict[str, Any], candidate: dict[str, Any]) -> dict[str, Any]:
+    from deepdiff import DeepDiff
+    # Latency differs by nature; leaving it out keeps the tree about the outcome.
+    diff = DeepDiff(legacy, candidate, exclude_paths=["root['latency_ms']"], verbose_level=2)
+    return json.loads(diff.to_json())
+
+
+def explain(run_dir: Path, txn_id: str) -> dict[str, Any]:
+    """Everything known about ``txn_id`` in the run, as plain JSON-ready data."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "diffs").is_dir():
+        raise StoreError(f"{run_dir} has no diffs/: not a replay run directory")
+    found = _find(run_dir / "diffs", txn_id)
+    if found is None:
+        raise InputError(f"txn_id {txn_id!r} is not in {run_dir}/diffs")
+    part, diff = found
+    row = diff.to_pylist()[0]
+    decided = _find_in(run_dir / "decisions" / part.name, txn_id)
+    legacy, candidate = _side(row, "legacy"), _side(row, "candidate")
+    texts = _reason_texts()
+    codes = (decided or {}).get("reason_codes") or []
+    stake = int(at_stake_minor(diff)[0])
+    return {
+        "txn_id": txn_id, "part": part.name, "category": row["category"],
+        "expected": row["expected"], "severity": row["severity"], "fields": row["fields"],
+        "quarantine_reason": row["quarantine_reason"],
+        "amount": _money(row["amount_minor"], row["currency"]),
+        "at_stake": _money(stake, row["currency"]), "at_stake_minor": stake,
+        "segment": {k: row[k] for k in ("merchant_id", "merchant_country", "channel", "mcc")},
+        "legacy": legacy, "candidate": candidate, "deepdiff": _deepdiff(legacy, candidate),
+        "reason_codes": [{"code": c, "text": texts.get(c, c)} for c in codes],
+        "candidate_detail": {k: (decided or {}).get(k) for k in
+                             ("score", "p_success", "retry_plan", "model_version", "latency_us")},
+        "request": _request(run_dir, txn_id, row.get("ts")),
+    }
+
+
+def _find_in(path: Path, txn_id: str) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    table = pq.read_table(path, filters=[("txn_id", "=", txn_id)])
+    return table.to_pylist()[0] if table.num_rows else None
+
+
+def _money(amount_minor: int | None, currency: str | None) -> str | None:
+    if amount_minor is None or currency is None:
+        return None
+    try:
+        return format_money(int(amount_minor), currency)
+    except MoneyError:
+        return f"{amount_minor} minor units of {currency}"
+
+
+def render_tree(result: dict[str, Any]) -> Any:
+    """A rich Tree of an ``explain`` result for the terminal."""
+    from rich.table import Table
+    from rich.tree import Tree
+    verdict = "expected" if result["expected"] else result["severity"]
+    tree = Tree(f"[bold]{result['txn_id']}[/]: {result['category']} ({verdict}),"
+                f" {result['amount']}, at stake {result['at_stake']}")
+    if result["quarantine_reason"]:
+        tree.add(f"[red]quarantined:[/] {result['quarantine_reason']}")
+    sides = Table("field", "legacy", "candidate", title="outcomes")
+    for name in OUTCOME_FIELDS:
+        a, b = result["legacy"][name], result["candidate"][name]
+        mark = "" if a == b or name == "latency_ms" else "[bold yellow]"
+        sides.add_row(f"{mark}{name}", str(a), str(b))
+    tree.add(sides)
+    changes = tree.add("deepdiff")
+    for kind, entries in result["deepdiff"].items():
+        branch = changes.add(kind)
+        for path, value in (entries.items() if isinstance(entries, dict) else enumerate(entries)):
+            branch.add(f"{path}: {value}")
+    reasons = tree.add("candidate reason codes")
+    for reason in result["reason_codes"]:
+        reasons.add(f"{reason['code']}: {reason['text']}")
+    detail = tree.add("candidate")
+    for key, value in result["candidate_detail"].items():
+        detail.add(f"{key}: {value}")
+    if result["request"]:
+        request = tree.add("request")
+        for key, value in result["request"].items():
+            request.add(f"{key}: {value}")
+    return tree
+
+
+def txn_ids_of(run_dir: Path, category: str, limit: int = 10) -> list[str]:
+    """A few txn_ids of a category (for docs, tests and the TUI's first screen)."""
+    out: list[str] = []
+    for part in sorted((Path(run_dir) / "diffs").glob("part-*.parquet")):
+        table = pq.read_table(part, columns=["txn_id", "category"])
+        out += table.filter(pc.equal(table["category"], category))["txn_id"].to_pylist()
+        if len(out) >= limit:
+            break
+    return out[:limit]

@@ -1,0 +1,425 @@
+"""report.json of a replay run: counts, rates with Wilson intervals, money, latency, segments,
+timeline and drift, computed from RUN_DIR/diffs in batches (memory does not grow with rows).
+
+Counting conventions (docs/contracts.md):
+
+* ``counts.by_category`` counts every row in its category, expected changes included;
+  ``counts.expected_by_category`` says how many of those an ``[[expected]]`` rule explains.
+* ``rates.<category>.k`` counts only the NOT expected rows of the category, over
+  ``n = counts.in``: that is what a gate judges. ``rates.mismatch`` sums them.
+* money: volumes and fraud figures count every decided row; ``at_stake_minor`` counts the
+  not-expected mismatches (``cutover.shadow.diff.at_stake_minor``).
+* latency percentiles come from log-spaced histograms (relative error under 1%), so a
+  billion rows cost the same memory as a thousand.
+
+``counts.in`` is the number of rows the replay READ (from checkpoint.json); the categories
+are counted again here from the diffs: conservation is judged on those two paths.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from cutover.domain import CATEGORIES, MISMATCH_CATEGORIES, REPORT_VERSION
+from cutover.errors import StoreError
+from cutover.shadow.diff import SEGMENT_COLUMNS, at_stake_minor
+
+READ_BATCH_ROWS: Final = 262_144
+CONFIDENCE: Final = 0.95
+LATENCY_EDGES_MS: Final = np.logspace(-3, 6, 1801)
+SEGMENTS_PER_DIMENSION: Final = 10
+TIMELINE_BUCKETS_MAX: Final = 200
+BUCKET_MINUTES: Final = (1, 5, 15, 60, 360, 1440, 10080)
+MONEY_FIELDS: Final = ("approved_volume_legacy_minor", "approved_volume_candidate_minor",
+                       "false_decline_minor", "false_decline_count", "fraud_let_through_minor",
+                       "fraud_let_through_count", "fraud_caught_minor", "fraud_caught_count",
+                       "at_stake_minor")
+COLUMNS: Final = ["txn_id", "ts", "category", "expected", "amount_minor", "currency",
+                  *SEGMENT_COLUMNS, "is_fraud", "legacy_decision", "legacy_fee_minor",
+                  "legacy_latency_ms", "candidate_decision", "candidate_fee_minor",
+                  "candidate_latency_ms"]
+
+
+def wilson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval for k of n (the whole [0, 1] when n is 0)."""
+    if n == 0:
+        return 0.0, 1.0
+    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
+    p, z2 = k / n, z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _np(values: pa.ChunkedArray | pa.Array, fill: Any) -> np.ndarray:
+    return pc.fill_null(values, fill).to_numpy(zero_copy_only=False)
+
+
+def _is(values: pa.ChunkedArray | pa.Array, word: str) -> np.ndarray:
+    """Rows equal to ``word`` as a numpy bool array (no string conversion to Python)."""
+    return np.asarray(_np(pc.equal(values, word), False), dtype=bool)
+
+
+_CATEGORY_VALUES: Final = pa.array(list(CATEGORIES), pa.string())
+_IS_MISMATCH: Final = np.array([c in MISMATCH_CATEGORIES for c in CATEGORIES] + [False])
+_QUARANTINED: Final = CATEGORIES.index("quarantined")
+
+
+class _Totals:
+    """Everything the report needs, folded in batch by batch with numpy counters."""
+
+    def __init__(self) -> None:
+        self.by_category = np.zeros(len(CATEGORIES) + 1, np.int64)  # last slot: unknown
+        self.expected = np.zeros(len(CATEGORIES) + 1, np.int64)
+        self.money: dict[str, Counter[str]] = defaultdict(Counter)
+        self.latency = {"legacy": np.zeros(len(LATENCY_EDGES_MS) + 1, np.int64),
+                        "candidate": np.zeros(len(LATENCY_EDGES_MS) + 1, np.int64)}
+        self.segments = {d: defaultdict(Counter) for d in SEGMENT_COLUMNS}
+        self.minute_base = 0
+        self.minutes = np.zeros(0, np.int64)
+        self.minute_mismatches = np.zeros(0, np.int64)
+        self.ts_min: int | None = None
+        self.ts_max: int | None = None
+
+    def add(self, t: pa.Table) -> None:
+        index = pc.index_in(t["category"], value_set=_CATEGORY_VALUES)
+        cat = _np(index, len(CATEGORIES)).astype(np.int64)
+        expected = np.asarray(_np(t["expected"], False), dtype=bool)
+        mismatch = _IS_MISMATCH[cat] & ~expected
+        self.by_category += np.bincount(cat, minlength=len(CATEGORIES) + 1)
+        self.expected += np.bincount(cat[expected], minlength=len(CATEGORIES) + 1)
+        live = cat != _QUARANTINED
+        # A quarantined row was never decided and may carry an unusable currency: no money.
+        self._money(t.filter(pa.array(live)), mismatch[live])
+        self._latency(t)
+        self._segments(t, cat, mismatch)
+        self._timeline(t, mismatch)
+
+    def _money(self, t: pa.Table, mismatch: np.ndarray) -> None:
+        amount = _np(t["amount_minor"], 0).astype(np.int64)
+        ld, cd = t["legacy_decision"], t["candidate_decision"]
+        fraud = np.asarray(_np(t["is_fraud"], False), dtype=bool)
+        legacy_approved, approved = _is(ld, "approve"), _is(cd, "approve")
+        masks = {
+            "approved_volume_legacy": legacy_approved, "approved_volume_candidate": approved,
+            "false_decline": legacy_approved & _is(cd, "decline") & ~fraud,
+            "fraud_let_through": approved & fraud,
+            "fraud_caught": (_is(cd, "decline") | _is(cd, "review")) & fraud,
+        }
+        columns: dict[str, Any] = {"currency": pc.fill_null(t["currency"], "???")}
+        for name, mask in masks.items():
+            columns[f"{name}_minor"] = pa.array(np.where(mask, amount, 0))
+            if not name.startswith("approved"):
+                columns[f"{name}_count"] = pa.array(mask.astype(np.int64))
+        columns["at_stake_minor"] = pa.array(np.where(mismatch, at_stake_minor(t), 0))
+        grouped = pa.table(columns).group_by("currency").aggregate(
+            [(c, "sum") for c in columns if c != "currency"])
+        for row in grouped.to_pylist():
+            currency = row.pop("currency")
+            self.money[currency].update({k.removesuffix("_sum"): int(v) for k, v in row.items()})
+
+    def _latency(self, t: pa.Table) -> None:
+        for side in ("legacy", "candidate"):
+            values = t[f"{side}_latency_ms"].drop_null().to_numpy(zero_copy_only=False)
+            self.latency[side] += np.bincount(np.searchsorted(LATENCY_EDGES_MS, values),
+                                              minlength=len(LATENCY_EDGES_MS) + 1)
+
+    def _segments(self, t: pa.Table, cat: np.ndarray, mismatch: np.ndarray) -> None:
+        # Category index of each mismatch, -1 for rows that are not one.
+        code = pa.array(np.where(mismatch, cat, -1))
+        for dim in SEGMENT_COLUMNS:
+            table = pa.table({"value": pc.fill_null(t[dim], "<null>"), "code": code})
+            grouped = table.group_by(["value", "code"]).aggregate([([], "count_all")])
+            values = grouped["value"].to_pylist()
+            codes = grouped["code"].to_pylist()
+            counts = grouped["count_all"].to_pylist()
+            seg = self.segments[dim]
+            for value, c, k in zip(values, codes, counts, strict=True):
+                seg[value][CATEGORIES[c] if c >= 0 else ""] += k
+
+    def _timeline(self, t: pa.Table, mismatch: np.ndarray) -> None:
+        us = pc.cast(t["ts"], pa.int64())
+        valid = np.asarray(_np(pc.is_valid(us), False), dtype=bool)
+        if not valid.any():
+            return
+        minute = (_np(us, 0) // 60_000_000).astype(np.int64)[valid]
+        self._grow(int(minute.min()), int(minute.max()))
+        offset = minute - self.minute_base
+        self.minutes += np.bincount(offset, minlength=len(self.minutes))
+        self.minute_mismatches += np.bincount(offset[mismatch[valid]], minlength=len(self.minutes))
+        low, high = int(pc.min(us).as_py()), int(pc.max(us).as_py())
+        self.ts_min = low if self.ts_min is None else min(self.ts_min, low)
+        self.ts_max = high if self.ts_max is None else max(self.ts_max, high)
+
+    def _grow(self, low: int, high: int) -> None:
+        """Make the per-minute counters cover [low, high] (one slot per minute, bounded by the
+        span of the traffic: a year is half a million slots)."""
+        if not len(self.minutes):
+            self.minute_base = low
+        end = self.minute_base + len(self.minutes) - 1
+        before, after = max(0, self.minute_base - low), max(0, high - end)
+        if before or after:
+            pad = (before, after)
+            self.minutes = np.pad(self.minutes, pad)
+            self.minute_mismatches = np.pad(self.minute_mismatches, pad)
+            self.minute_base -= before
+
+
+def _percentiles(hist: np.ndarray) -> dict[str, float]:
+    total = hist.sum()
+    if total == 0:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0}
+    cumulative = np.cumsum(hist)
+    out = {}
+    for name, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
+        i = int(np.searchsorted(cumulative, q * total, side="left"))
+        # Bin i holds values in (edges[i-1], edges[i]]: report its upper edge (conservative).
+        out[name] = round(float(LATENCY_EDGES_MS[min(i, len(LATENCY_EDGES_MS) - 1)]), 3)
+    return out
+
+
+def _segments_section(totals: _Totals) -> list[dict[str, Any]]:
+    out = []
+    for dim, values in totals.segments.items():
+        rows = []
+        for value, cats in values.items():
+            n = sum(cats.values())
+            by_cat = {c: k for c, k in cats.items() if c}
+            mismatches = sum(by_cat.values())
+            rows.append({"dimension": dim, "value": value, "n": n, "mismatches": mismatches,
+                         "rate": round(mismatches / n, 6) if n else 0.0,
+                         "by_category": dict(sorted(by_cat.items()))})
+        rows.sort(key=lambda r: (-r["mismatches"], -r["rate"], r["value"]))
+        out.extend(rows[:SEGMENTS_PER_DIMENSION])
+    return out
+
+
+def _timeline_section(totals: _Totals) -> list[dict[str, Any]]:
+    used = np.flatnonzero(totals.minutes)
+    if not len(used):
+        return []
+    span = int(used[-1] - used[0]) + 1
+    width = next((w for w in BUCKET_MINUTES if span / w <= TIMELINE_BUCKETS_MAX), BUCKET_MINUTES[-1])
+    minutes = totals.minute_base + used
+    buckets, inverse = np.unique(minutes // width, return_inverse=True)
+    n = np.bincount(inverse, weights=totals.minutes[used]).astype(np.int64)
+    k = np.bincount(inverse, weights=totals.minute_mismatches[used]).astype(np.int64)
+    return [{"bucket_start": datetime.fromtimestamp(int(b) * width * 60, UTC).isoformat(),
+             "bucket_minutes": width, "n": int(nn), "mismatches": int(kk),
+             "rate": round(int(kk) / int(nn), 6) if nn else 0.0}
+            for b, nn, kk in zip(buckets, n, k, strict=True)]
+
+
+def _rates(by_category: dict[str, int], expected: dict[str, int], n: int) -> dict[str, Any]:
+    rates = {}
+    for category in (*MISMATCH_CATEGORIES, "mismatch"):
+        k = sum(by_category[c] - expected.get(c, 0) for c in MISMATCH_CATEGORIES) \
+            if category == "mismatch" else by_category[category] - expected.get(category, 0)
+        lo, hi = wilson(k, n)
+        rates[category] = {"k": k, "n": n, "rate": round(k / n, 8) if n else 0.0,
+                           "lo": round(lo, 8), "hi": round(hi, 8)}
+    return rates
+
+
+def diff_parts(run_dir: Path) -> list[Path]:
+    """The run's diffs parts in order; StoreError if there are none."""
+    folder = Path(run_dir) / "diffs"
+    if not folder.is_dir():
+        raise StoreError(f"{run_dir} has no diffs/ folder: run `cutover replay` first")
+    return sorted(folder.glob("part-*.parquet"))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StoreError(f"{path.parent} has no {path.name}: not a replay run directory") from None
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{path}: unreadable: {exc}") from exc
+
+
+class ReportState:
+    """The report's running state: diff totals and the replayed rows' drift stats.
+
+    The replay engine folds each committed batch in while it runs, so the report at the end
+    needs no second pass; ``build_report`` folds the same data from disk, giving the same
+    numbers (every aggregate is an order-independent sum of integers).
+    """
+
+    def __init__(self, plan: Any) -> None:
+        from cutover.shadow.drift import DriftState
+        self.totals = _Totals()
+        self.drift = DriftState(plan)
+        self.rules_reapplied = False
+
+    def add(self, diffs: pa.Table, traffic: pa.Table) -> None:
+        """Fold one batch: its DIFF rows and the TRAFFIC rows they answer."""
+        self.totals.add(diffs.select(COLUMNS))
+        self.drift.add(traffic)
+
+
+def drift_plan_for(run: dict[str, Any]) -> Any:
+    """The drift plan of a run, from run.json alone (store files, narrowing, training window)."""
+    from cutover.shadow.drift import plan_drift
+    narrowing = run.get("narrowing") or {}
+    return plan_drift(_store_files(run), _when(narrowing.get("since")),
+                      _when(narrowing.get("until")), _training(run))
+
+
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _store_files(run: dict[str, Any]) -> list[Path]:
+    return [Path(i["path"]) for i in run.get("inputs", []) if Path(i["path"]).is_file()]
+
+
+def _fold_traffic(run: dict[str, Any], state: ReportState) -> None:
+    """Re-read the replayed rows (same store, same narrowing) for the drift stats."""
+    from cutover.replay.filters import Narrowing, parse_when
+    from cutover.replay.stream import iter_input
+    n = run.get("narrowing") or {}
+    narrowing = Narrowing(parse_when(n.get("since")), parse_when(n.get("until"), "--until"),
+                          n.get("merchant"), n.get("sample"), n.get("limit"))
+    for table in iter_input(Path(run["store"]), narrowing, READ_BATCH_ROWS):
+        state.drift.add(table)
+
+
+def _changed_rules(run_dir: Path, run: dict[str, Any]) -> Any:
+    """The run's diff_rules.toml when it changed since the replay (an operator appended an
+    expected rule), else None: the expected flags in the diffs are then still current."""
+    import hashlib
+
+    from cutover.shadow.diff_rules import load_diff_rules
+    path = Path(run_dir) / "diff_rules.toml"
+    if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() == run.get(
+            "rules_sha256"):
+        return None
+    return load_diff_rules(path)
+
+
+def _p_success(part: Path) -> pa.Table:
+    decisions = part.parent.parent / "decisions" / part.name
+    if not decisions.is_file():
+        return pa.table({"txn_id": pa.array([], pa.string()), "p_success": pa.array([], pa.float64())})
+    return pq.read_table(decisions, columns=["txn_id", "p_success"])
+
+
+def _reapplied(batch: pa.Table, decided: pa.Table, rules: Any) -> pa.Table:
+    from cutover.shadow.diff import reapply_expected
+    index = pc.index_in(batch["txn_id"], value_set=decided["txn_id"])
+    p_success = pc.take(decided["p_success"], index)
+    return reapply_expected(batch, p_success, rules)
+
+
+def fold_run(run_dir: Path, run: dict[str, Any]) -> ReportState:
+    """Fold every diffs part, and the replayed traffic when the store is still there.
+
+    When RUN_DIR/diff_rules.toml changed since the replay, expected flags are recomputed
+    under it, so a rule an operator agreed to in the TUI shows in the rebuilt report.
+    """
+    state = ReportState(drift_plan_for(run))
+    rules = _changed_rules(run_dir, run)
+    state.rules_reapplied = rules is not None
+    columns = sorted(set(COLUMNS) | {"fields", "legacy_route", "candidate_route", "channel",
+                                     "severity"}) if rules is not None else COLUMNS
+    for part in diff_parts(run_dir):
+        reader = pq.ParquetFile(part)
+        decided = _p_success(part) if rules is not None else None
+        for batch in reader.iter_batches(batch_size=READ_BATCH_ROWS, columns=columns):
+            table = pa.Table.from_batches([batch])
+            if rules is not None:
+                table = _reapplied(table, decided, rules)
+            state.totals.add(table.select(COLUMNS))
+    if run.get("store") and _store_files(run):
+        _fold_traffic(run, state)
+    return state
+
+
+def build_report(run_dir: Path) -> dict[str, Any]:
+    """The report.json content of ``run_dir``, recomputed from its files."""
+    from cutover.shadow.drift import scan_reference
+    run_dir = Path(run_dir)
+    run = _read_json(run_dir / "run.json")
+    checkpoint = _read_json(run_dir / "checkpoint.json")
+    state = fold_run(run_dir, run)
+    store_there = bool(run.get("store")) and bool(_store_files(run))
+    reference = scan_reference(state.drift.plan) if store_there else None
+    return finish_report(run_dir, run, checkpoint, state, reference, drift=store_there)
+
+
+def finish_report(run_dir: Path, run: dict[str, Any], checkpoint: dict[str, Any],
+                  state: ReportState, reference: Any, *, drift: bool = True) -> dict[str, Any]:
+    """The report.json content from folded state (see docs/contracts.md)."""
+    totals = state.totals
+    rows_in = int(checkpoint["rows_in"])
+    by_category = {c: int(totals.by_category[i]) for i, c in enumerate(CATEGORIES)}
+    unknown = {"<unknown>": int(totals.by_category[-1])} if totals.by_category[-1] else {}
+    expected = {c: int(totals.expected[i]) for i, c in enumerate(CATEGORIES) if totals.expected[i]}
+    conservation_ok = not unknown and sum(by_category.values()) == rows_in \
+        and bool(checkpoint.get("finished"))
+    return {
+        "report_version": REPORT_VERSION,
+        "run": _run_section(Path(run_dir), run) | {"rules_reapplied": state.rules_reapplied},
+        "counts": {"in": rows_in, "by_category": by_category | unknown,
+                   "expected_by_category": expected, "conservation_ok": conservation_ok},
+        "rates": _rates(by_category, expected, rows_in),
+        "money": {"by_currency": {c: {f: int(v.get(f, 0)) for f in MONEY_FIELDS}
+                                  for c, v in sorted(totals.money.items())}},
+        "latency_ms": {side: _percentiles(h) for side, h in totals.latency.items()},
+        "errors": {c: by_category[c] for c in ("candidate_error", "legacy_error", "quarantined")},
+        "segments": _segments_section(totals), "timeline": _timeline_section(totals),
+        "drift": state.drift.finish(reference) if drift else {
+            "features": [], "new_values": {}, "null_spikes": [],
+            "note": "the traffic store of this run is gone; drift not computed"},
+    }
+
+
+def _run_section(run_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
+    keys = ("run_id", "started_at", "finished_at", "inputs", "candidate", "candidate_options",
+            "legacy_mode", "model_version", "rules_sha256", "code_version", "timings_s",
+            "narrowing", "batch_rows", "resumed_at", "engine", "training_window")
+    section = {k: run.get(k) for k in keys}
+    section["run_dir"] = str(run_dir.resolve())
+    rules = run_dir / "diff_rules.toml"
+    if rules.is_file():
+        import hashlib
+        section["rules_sha256_now"] = hashlib.sha256(rules.read_bytes()).hexdigest()
+    return section
+
+
+def _training(run: dict[str, Any]) -> tuple[list[Path], datetime, datetime] | None:
+    window = run.get("training_window") or {}
+    try:
+        from cutover.replay.store import store_files
+        files = store_files(Path(window["store"]))
+        return (files, datetime.fromisoformat(window["from"]),
+                datetime.fromisoformat(window["until"]))
+    except (KeyError, TypeError, ValueError, StoreError):
+        return None
+
+
+def write_reports(run_dir: Path, report: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write report.json and report.md (with charts) into ``run_dir``; return the report.
+
+    ``report`` is the already-computed content (the engine's in-flight one); None rebuilds
+    it from the run's files.
+    """
+    from cutover.replay.checkpoint import write_json_atomic
+    from cutover.shadow.report_md import write_markdown
+    report = build_report(run_dir) if report is None else report
+    write_json_atomic(Path(run_dir) / "report.json", report)
+    write_markdown(Path(run_dir), report)
+    return report
