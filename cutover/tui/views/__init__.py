@@ -1,0 +1,1 @@
+"""Headless read-side queries the TUI screens run inside workers; nothing here imports Textual."""

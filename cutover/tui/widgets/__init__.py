@@ -1,0 +1,1 @@
+"""Small helpers over Textual widgets shared by the screens."""
