@@ -30,9 +30,13 @@ def demo(
                              "the same seed gives byte-identical traffic."),
     force: bool = typer.Option(False, "--force", help="Start over in a folder that already holds a demo."),
 ) -> None:
-    """Run the whole pipeline on simulated data: generate, serve the legacy core over SOAP,
-    record, export and import batch files, train, evaluate, replay, build and reconcile the
-    shadow ledger, and gate the first cutover phase. Ends on a summary and the next commands."""
+    """Run the whole pipeline on simulated data, with no server of your own.
+
+    Generates traffic, serves the legacy core over SOAP and calls it through zeep, records a
+    cassette, exports and imports end-of-day batch files, trains the fraud model, replays the
+    last third of the traffic through legacy and candidate, builds and reconciles the shadow
+    ledger, and gates the first cutover phase. Ends on a summary and the next commands.
+    """
     from cutover.cli.demo_stages import run_demo
 
     run_demo(folder, size=size, seed=seed, force=force)

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 shadow_app = typer.Typer(
+    short_help="The shadow ledger: apply a replay, verify, reconcile, compare the two books.",
     help="The shadow ledger: a double-entry twin of the legacy books and the candidate's books."
          " Apply a replay's diffs, verify the audit chain, reconcile against the legacy"
          " end-of-day file, and compare what each side would have booked.",
