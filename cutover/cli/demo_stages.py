@@ -28,6 +28,17 @@ HISTORY_SHARE: Final = 2 / 3
 GATE_PHASE: Final = "canary-1"
 _MARKER: Final = ".cutover-demo"
 
+
+def demo_plan() -> Path:
+    """The demo's plan file, shown relative to the working folder when it is under it."""
+    from cutover.paths import fixtures_dir
+
+    plan = fixtures_dir() / "plans" / "demo.toml"
+    try:
+        return plan.relative_to(Path.cwd())
+    except ValueError:
+        return plan
+
 out = Console(highlight=False)
 
 
@@ -42,6 +53,8 @@ class DemoPaths:
     imported: Path = field(init=False)
     models: Path = field(init=False)
     run: Path = field(init=False)
+    evaluation: Path = field(init=False)
+    plan_db: Path = field(init=False)
 
     def __post_init__(self) -> None:
         self.store = self.root / "store"
@@ -50,6 +63,12 @@ class DemoPaths:
         self.imported = self.root / "imported"
         self.models = self.root / "models"
         self.run = self.root / "run"
+        self.evaluation = self.root / "evaluation.json"
+        self.plan_db = self.root / "plan.db"
+
+    @property
+    def plan_url(self) -> str:
+        return f"sqlite:///{self.plan_db}"
 
 
 @dataclass
@@ -72,6 +91,7 @@ class DemoState:
     progress: Progress
     days: list[str] = field(default_factory=list)
     replay_start: dt.datetime | None = None
+    replay_end: dt.datetime | None = None
     balances_file: Path | None = None
     gate_passed: bool | None = None
     stages: list[Stage] = field(default_factory=list)
@@ -110,6 +130,8 @@ def stage_generate(state: DemoState) -> str:
     state.days = list(summary.days)
     cut = state.days[int(len(state.days) * HISTORY_SHARE)]
     state.replay_start = dt.datetime.combine(dt.date.fromisoformat(cut), dt.time(), dt.UTC)
+    last = dt.date.fromisoformat(state.days[-1]) + dt.timedelta(days=1)
+    state.replay_end = dt.datetime.combine(last, dt.time(), dt.UTC)
     return (f"{summary.rows:,} txns over {len(summary.days)} days, {summary.fraud_rows:,} fraud; "
             f"replay window from {cut}")
 
@@ -172,8 +194,11 @@ def stage_import(state: DemoState) -> str:
                          soap_mapping=fixtures_dir() / "mappings" / "legacy_auth.toml",
                          key=token_key())
     tell(2)
+    # The cassette's transactions are also in the authlog, so they arrive as duplicates: the
+    # import is idempotent by txn_id and says so rather than importing them twice.
     return (f"authlog: {log.imported:,} imported, {log.quarantined} quarantined; "
-            f"cassette: {tape.imported} imported, {tape.quarantined} quarantined")
+            f"cassette: {tape.read} read, {tape.imported} new, {tape.duplicates} already "
+            f"imported, {tape.quarantined} quarantined")
 
 
 def stage_train(state: DemoState) -> str:
@@ -184,6 +209,24 @@ def stage_train(state: DemoState) -> str:
     metrics = card.metrics
     return (f"model {card.version}: PR-AUC {metrics['pr_auc']:.3f}, recall at 1% FPR "
             f"{metrics['recall_at_1pct_fpr']:.3f}")
+
+
+def stage_evaluate(state: DemoState) -> str:
+    import json
+
+    from cutover.stack.evaluate import evaluate
+
+    assert state.replay_start is not None and state.replay_end is not None
+    with state.progress.console.status("evaluate candidate against labels"):
+        result = evaluate(state.paths.store, state.paths.models, state.replay_start,
+                          state.replay_end)
+    state.paths.evaluation.write_text(json.dumps(result, indent=2, sort_keys=True),
+                                      encoding="utf-8")
+    legacy, stack = result["sides"]["legacy"], result["sides"]["stack"]
+    lg_usd, st_usd = legacy["usd_indicative"], stack["usd_indicative"]
+    return (f"fraud caught {stack['fraud_caught_rate']:.0%} (legacy {legacy['fraud_caught_rate']:.0%}); "
+            f"false declines ~{st_usd['false_decline']:,.0f} USD (legacy ~{lg_usd['false_decline']:,.0f}); "
+            f"{state.paths.evaluation.name} written")
 
 
 def stage_replay(state: DemoState) -> str:
@@ -225,22 +268,44 @@ def stage_ledger(state: DemoState) -> str:
 
 
 def stage_gate(state: DemoState) -> str:
+    """Judge the report against the demo plan and walk the plan's state machine one step."""
+    import getpass
+    import hashlib
     import json
 
+    import sqlalchemy as sa
+
+    from cutover.errors import PlanError
     from cutover.migrate import outputs
     from cutover.migrate.gate import evaluate
     from cutover.migrate.plan import load_policy
-    from cutover.paths import fixtures_dir
+    from cutover.migrate.state import PlanMachine
 
-    plan = fixtures_dir() / "plans" / "demo.toml"
-    report = json.loads((state.paths.run / "report.json").read_text(encoding="utf-8"))
-    result = evaluate(report, load_policy(plan, GATE_PHASE), phase=GATE_PHASE,
-                      source=str(state.paths.run / "report.json"))
+    report_path = state.paths.run / "report.json"
+    raw = report_path.read_bytes()
+    report = json.loads(raw)
+    result = evaluate(report, load_policy(demo_plan(), GATE_PHASE), phase=GATE_PHASE,
+                      source=str(report_path))
     (state.paths.run / "gate.md").write_text(outputs.markdown(result), encoding="utf-8")
     state.gate_passed = result.passed
     failed = [c.name for c in result.checks if not c.passed]
     verdict = "PASS" if result.passed else f"FAIL ({', '.join(failed[:3])})"
-    return f"{GATE_PHASE}: {verdict}, {len(result.checks)} checks; gate.md written"
+
+    engine = sa.create_engine(state.paths.plan_url)
+    try:
+        machine = PlanMachine(engine)
+        plan = machine.init(demo_plan().read_text(encoding="utf-8"), str(demo_plan()), "demo")
+        actor = getpass.getuser()
+        machine.approve(actor, GATE_PHASE)
+        try:
+            machine.advance(report, hashlib.sha256(raw).hexdigest(), actor,
+                            source=str(report_path))
+            where = f"plan {plan.name!r} advanced to {GATE_PHASE}"
+        except PlanError as exc:
+            where = f"plan {plan.name!r} stays in {plan.phases[0].name} ({exc})"
+    finally:
+        engine.dispose()
+    return f"{GATE_PHASE}: {verdict}, {len(result.checks)} checks; {where}; gate.md written"
 
 
 STAGES: Final = (
@@ -249,6 +314,7 @@ STAGES: Final = (
     ("end-of-day files", stage_eod),
     ("import", stage_import),
     ("train", stage_train),
+    ("evaluate", stage_evaluate),
     ("replay + diff + report", stage_replay),
     ("shadow ledger", stage_ledger),
     ("gate", stage_gate),
@@ -257,17 +323,37 @@ STAGES: Final = (
 
 def next_commands(paths: DemoPaths, since: dt.datetime | None) -> list[str]:
     """What to try after the demo; each works on what the demo left."""
-    run, plan = paths.run, "fixtures/plans/demo.toml"
-    return [
-        f"cutover tui {run}",
+    run, plan = paths.run, demo_plan()
+    commands = [
+        f"cutover tui {run} --plan-db {paths.plan_url}",
         f"cat {run}/report.md",
         f"cutover gate {run}/report.json --policy {plan} --phase {GATE_PHASE}",
+        f"cutover plan history --db {paths.plan_url}",
+        f"cutover explain {run} {example_mismatch(run) or 'TXN_ID'}",
         f"cutover shadow compare {run}",
         f"cutover shadow reconcile {run} --legacy-balances {paths.eod}/balances_*.txt",
         f"cutover models list --models {paths.models}",
-        f"cutover replay {paths.store} --out runs/again --candidate-opt models={paths.models} "
-        f"--since {since:%Y-%m-%d}" if since else "",
     ]
+    if since is not None:
+        commands.append(f"cutover replay {paths.store} --out runs/again --candidate-opt "
+                        f"models={paths.models} --since {since:%Y-%m-%d}")
+    return commands
+
+
+def example_mismatch(run: Path) -> str | None:
+    """The first approve-to-decline in the run (else any mismatch), to show `cutover explain`."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    try:
+        diffs = ds.dataset(run / "diffs").to_table(columns=["txn_id", "category", "expected"])
+    except (FileNotFoundError, OSError):
+        return None
+    for wanted in ("approve_to_decline", "decline_to_approve", "review_change"):
+        hits = diffs.filter(pc.equal(diffs["category"], wanted))
+        if hits.num_rows:
+            return str(hits["txn_id"][0])
+    return None
 
 
 def run_demo(root: Path, *, size: int, seed: int, force: bool) -> None:
@@ -300,7 +386,7 @@ def run_demo(root: Path, *, size: int, seed: int, force: bool) -> None:
             _print_summary(state, time.perf_counter() - started)
     out.print("\nNext, try:")
     for command in next_commands(paths, state.replay_start):
-        out.print(f"  {command}")
+        out.print(f"  {command}", soft_wrap=True)
 
 
 def _print_summary(state: DemoState, seconds: float) -> None:
