@@ -19,11 +19,9 @@ are counted again here from the diffs: conservation is judged on those two paths
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any, Final
 
 import numpy as np
@@ -34,6 +32,7 @@ import pyarrow.parquet as pq
 from cutover.domain import CATEGORIES, MISMATCH_CATEGORIES, REPORT_VERSION
 from cutover.errors import StoreError
 from cutover.shadow.diff import SEGMENT_COLUMNS, at_stake_minor
+from cutover.stats import wilson
 
 READ_BATCH_ROWS: Final = 262_144
 CONFIDENCE: Final = 0.95
@@ -49,18 +48,6 @@ COLUMNS: Final = ["txn_id", "ts", "category", "expected", "amount_minor", "curre
                   *SEGMENT_COLUMNS, "is_fraud", "legacy_decision", "legacy_fee_minor",
                   "legacy_latency_ms", "candidate_decision", "candidate_fee_minor",
                   "candidate_latency_ms"]
-
-
-def wilson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Wilson score interval for k of n (the whole [0, 1] when n is 0)."""
-    if n == 0:
-        return 0.0, 1.0
-    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
-    p, z2 = k / n, z * z
-    denom = 1.0 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _np(values: pa.ChunkedArray | pa.Array, fill: Any) -> np.ndarray:
@@ -227,7 +214,7 @@ def _rates(by_category: dict[str, int], expected: dict[str, int], n: int) -> dic
     for category in (*MISMATCH_CATEGORIES, "mismatch"):
         k = sum(by_category[c] - expected.get(c, 0) for c in MISMATCH_CATEGORIES) \
             if category == "mismatch" else by_category[category] - expected.get(category, 0)
-        lo, hi = wilson(k, n)
+        lo, hi = wilson(k, n, CONFIDENCE)
         rates[category] = {"k": k, "n": n, "rate": round(k / n, 8) if n else 0.0,
                            "lo": round(lo, 8), "hi": round(hi, 8)}
     return rates

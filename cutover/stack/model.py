@@ -42,7 +42,10 @@ MIN_POSITIVES: Final = 5
 #: eta 0.2 rather than 0.1: on 1M simulated rows early stopping then keeps ~60 trees instead of
 #: ~140 at the same recall at 1% FPR (PR-AUC 0.766 vs 0.772), and prediction, the largest
 #: cost of decide_batch, runs twice as fast.
-PARAMS: Final = {"objective": "binary:logistic", "eval_metric": "aucpr", "tree_method": "hist",
+#: Early stopping watches logloss, not aucpr: on a small validation window (the demo's holds
+#: ~500 frauds, bunched in a few episodes) aucpr peaks after 2-15 trees by chance and stopped
+#: there; logloss moves smoothly and keeps the trees that generalise.
+PARAMS: Final = {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
                  "max_depth": 6, "eta": 0.2, "min_child_weight": 2.0, "subsample": 0.8,
                  "colsample_bytree": 0.9, "max_bin": 256}
 #: Called with the number of store rows read so far.
@@ -102,6 +105,20 @@ def _known_fraud(batch: pa.RecordBatch, label_ts: pa.Array, as_of_us: int | None
     return (fraud & known).astype(np.int8)
 
 
+def positive_weight(y: np.ndarray) -> float:
+    """Weight of a fraud row: the square root of the negatives-to-positives ratio.
+
+    The full ratio (~90 at 1% fraud) makes each of a few hundred frauds count like ninety
+    payments, and the trees memorise them; the square root still lifts the rare class but
+    overfits less. Measured on the demo (100k training rows, test = the later replay window,
+    3 seeds): test PR-AUC 0.52 -> 0.56 and recall at 1% FPR 0.47 -> 0.58 together with
+    logloss early stopping. Scores are then less inflated, and thresholds are chosen from the
+    validation FPR anyway, so no decision depends on the raw scale.
+    """
+    positives = float(y.sum())
+    return float(np.sqrt((len(y) - positives) / max(positives, 1.0)))
+
+
 def fit(data: TrainingSet, seed: int = 0, rounds_max: int = ROUNDS_MAX) -> tuple[Any, int]:
     """Train with a time split and early stopping; return (booster cut at its best round, split)."""
     import xgboost as xgb
@@ -113,7 +130,7 @@ def fit(data: TrainingSet, seed: int = 0, rounds_max: int = ROUNDS_MAX) -> tuple
         raise InputError(f"training data: {int(y_tr.sum())} known frauds before the split and "
                          f"{int(y_va.sum())} after; need at least {MIN_POSITIVES} and 1")
     params = {**PARAMS, "seed": seed, "nthread": NTHREAD,
-              "scale_pos_weight": float((len(y_tr) - y_tr.sum()) / max(y_tr.sum(), 1))}
+              "scale_pos_weight": positive_weight(y_tr)}
     dtrain = xgb.DMatrix(data.X[:split], label=y_tr, feature_names=list(FEATURES), nthread=NTHREAD)
     dvalid = xgb.DMatrix(data.X[split:], label=y_va, feature_names=list(FEATURES), nthread=NTHREAD)
     booster = xgb.train(params, dtrain, num_boost_round=rounds_max, evals=[(dvalid, "valid")],

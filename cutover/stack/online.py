@@ -27,6 +27,7 @@ from cutover.stack.features import (
     WINDOW_10M_US,
     WINDOW_24H_US,
     log_amount_q,
+    mcc_code,
 )
 from cutover.stack.labels import OnlineLabels
 
@@ -132,7 +133,7 @@ class OnlineFeatures:
                gap / float(US_PER_S), float(n_merch), float(n_country), float(cn),
                float(lam * cn - cs) / (cn * float(LOG_SCALE)) if cn else 0.0,
                float(dev is not None and pn == 0), float(mn),
-               self.labels.rate(txn["merchant_id"], ts)]
+               self.labels.rate(txn["merchant_id"], ts), float(mcc_code(txn.get("mcc")))]
         self._remember(ts, lam, txn, pkey)
         return row
 
@@ -148,4 +149,4 @@ class OnlineFeatures:
         self.last_ts_us = ts
 
 
-assert len(FEATURES) == 15, "OnlineFeatures.features builds the FEATURES row by hand"
+assert len(FEATURES) == 16, "OnlineFeatures.features builds the FEATURES row by hand"

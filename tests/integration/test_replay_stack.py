@@ -39,6 +39,12 @@ def test_generated_store_through_the_reference_stack(trained, tmp_path):
     assert report["run"]["model_version"] and report["run"]["training_window"]
     assert report["drift"]["reference"]["kind"] == "training_window"
     assert report["latency_ms"]["candidate"]["p99"] > 0
+    # report.md shows the two charts the issue asks for, as real PNG images beside it.
+    markdown = (out / "report.md").read_text()
+    for chart in ("mismatch_timeline", "mismatch_by_merchant"):
+        assert f"](charts/{chart}.png)" in markdown
+        image = (out / "charts" / f"{chart}.png").read_bytes()
+        assert image[:8] == b"\x89PNG\r\n\x1a\n" and len(image) > 2_000
     gate = subprocess.run([sys.executable, "-c", "from cutover.cli import main; main()", "gate",
                            str(out / "report.json"), "--policy",
                            str(ROOT / "fixtures/plans/demo.toml"), "--phase", "canary-1"],

@@ -4,15 +4,26 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from cutover import stats
 from cutover.migrate.stats import wilson as gate_wilson
+from cutover.shadow import report
 from cutover.shadow.drift import psi_from_counts, psi_numeric
-from cutover.shadow.report import LATENCY_EDGES_MS, _percentiles, _rates, wilson
+from cutover.shadow.report import LATENCY_EDGES_MS, _percentiles, _rates
+
+
+def test_report_and_gates_share_one_wilson():
+    """One implementation: the report's and the gates' wilson are the same function object."""
+    assert report.wilson is stats.wilson and gate_wilson is stats.wilson
 
 
 @pytest.mark.parametrize(("k", "n"), [(0, 100), (20, 1000), (999, 1000), (0, 0)])
-def test_wilson_agrees_with_the_gates(k, n):
-    """Our interval is the one the gates recompute (same formula, same confidence)."""
-    assert wilson(k, n) == pytest.approx(gate_wilson(k, n, 0.95))
+def test_report_rates_carry_the_gates_interval(k, n):
+    """The bounds report.json prints are exactly the ones a gate recomputes from k and n."""
+    by_category = dict.fromkeys(report.CATEGORIES, 0) | {"route_change": k, "match": n - k}
+    rate = _rates(by_category, {}, n)["route_change"]
+    lo, hi = gate_wilson(k, n, 0.95)
+    assert (rate["k"], rate["n"]) == (k, n)
+    assert rate["lo"] == round(lo, 8) and rate["hi"] == round(hi, 8)
 
 
 def test_rates_count_only_unexpected_changes():

@@ -80,7 +80,7 @@ def test_merchant_rate_counts_a_label_exactly_from_its_label_ts():
     t0 = int(START.timestamp()) * US
     rows = pa.table({"txn_id": ["a", "b", "c"], "ts": pa.array([t0, t0 + 99, t0 + 100], pa.int64())
                      .cast(pa.timestamp("us", tz="UTC")), "merchant_id": ["M", "M", "M"],
-                     "customer_id": ["c1", "c2", "c3"], "card_token": ["k1", "k2", "k3"],
+                     "mcc": ["5411"] * 3, "customer_id": ["c1", "c2", "c3"], "card_token": ["k1", "k2", "k3"],
                      "card_bin": ["400100"] * 3,
                      "card_country": ["US"] * 3, "amount_minor": pa.array([100] * 3, pa.int64()),
                      "currency": ["USD"] * 3, "merchant_country": ["US"] * 3, "channel": ["pos"] * 3,
@@ -152,3 +152,14 @@ def test_labels_observed_batch_by_batch_equal_labels_observed_up_front(traffic):
         start = end
     assert len(parts) == 60 and len(state.labels.chunks) <= state.labels.CHUNKS_MAX
     assert np.array_equal(np.vstack(parts), batch_features(traffic))
+
+
+def test_mcc_code_is_the_same_number_on_both_paths_and_unknown_for_junk():
+    """A 4-digit ASCII MCC is its number; null, short, long, non-ASCII digits or letters are -1,
+    in the batch path and the scalar (online) twin alike."""
+    from cutover.stack.features import MCC_UNKNOWN, _mcc_codes, mcc_code
+
+    values = ["5411", "0742", None, "541", "54111", "54a1", "\u0665\u0664\u0661\u0661", ""]
+    expected = [5411, 742] + [MCC_UNKNOWN] * 6
+    assert _mcc_codes(pa.array(values, pa.string())).tolist() == expected
+    assert [mcc_code(v) for v in values] == expected
