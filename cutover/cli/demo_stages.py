@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -94,6 +94,7 @@ class DemoState:
     replay_end: dt.datetime | None = None
     balances_file: Path | None = None
     gate_passed: bool | None = None
+    gate_result: Any = None
     stages: list[Stage] = field(default_factory=list)
 
 
@@ -288,6 +289,7 @@ def stage_gate(state: DemoState) -> str:
                       source=str(report_path))
     (state.paths.run / "gate.md").write_text(outputs.markdown(result), encoding="utf-8")
     state.gate_passed = result.passed
+    state.gate_result = result
     failed = [c.name for c in result.checks if not c.passed]
     verdict = "PASS" if result.passed else f"FAIL ({', '.join(failed[:3])})"
 
@@ -383,6 +385,10 @@ def run_demo(root: Path, *, size: int, seed: int, force: bool) -> None:
                 state.stages.append(Stage(name, result, time.perf_counter() - t0))
         finally:
             progress.stop()
+            if state.gate_result is not None:
+                from cutover.migrate.outputs import checks_table
+
+                out.print(checks_table(state.gate_result))
             _print_summary(state, time.perf_counter() - started)
     out.print("\nNext, try:")
     for command in next_commands(paths, state.replay_start):

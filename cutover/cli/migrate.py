@@ -62,13 +62,9 @@ def _read_report(path: Path) -> tuple[dict[str, Any], str]:
 
 
 def _print_checks(result: Any) -> None:
-    table = Table(title=f"gate {result.phase}: {'PASSED' if result.passed else 'FAILED'}")
-    for column in ("check", "observed", "upper bound", "threshold", "result"):
-        table.add_column(column)
-    for c in result.checks:
-        table.add_row(c.name, c.observed, c.bound, c.threshold,
-                      "[green]pass[/]" if c.passed else "[bold red]FAIL[/]")
-    out.print(table)
+    from cutover.migrate.outputs import checks_table
+
+    out.print(checks_table(result))
 
 
 def gate(
