@@ -213,20 +213,37 @@ def _drift(report: dict[str, Any], policy: Policy, source: str) -> list[Check]:
     return checks
 
 
+def _segment_counts(seg: Any, i: int, categories: tuple[str, ...],
+                    source: str) -> tuple[int, int]:
+    """(n, mismatches) of one report segment; only ``categories`` count when given."""
+    if not isinstance(seg, dict) or not set(seg) >= SEGMENT_FIELDS:
+        raise GateInputError(f"{source}: field segments[{i}] needs "
+                             f"{', '.join(sorted(SEGMENT_FIELDS))}")
+    n, mismatches = seg["n"], seg["mismatches"]
+    if categories:
+        by_category = seg.get("by_category")
+        if not isinstance(by_category, dict):
+            raise GateInputError(f"{source}: field segments[{i}].by_category is missing; the "
+                                 "policy's segment_categories needs it")
+        mismatches = sum(by_category.get(c, 0) for c in categories)
+    if isinstance(n, bool) or not isinstance(n, int) or not isinstance(mismatches, int) \
+            or not 0 <= mismatches <= n:
+        raise GateInputError(f"{source}: field segments[{i}]: need whole numbers "
+                             f"0 <= mismatches <= n, got mismatches={mismatches!r} n={n!r}")
+    return n, mismatches
+
+
 def _segments(report: dict[str, Any], policy: Policy, source: str) -> list[Check]:
     if policy.segment_min_n is None or policy.segment_max_mismatch_rate is None:
         return []
     segments = _field(report, "segments", source)
     limit, min_n = policy.segment_max_mismatch_rate, policy.segment_min_n
+    # Say what was counted, so "5% mismatches" is not read as all categories when it is not.
+    what = "mismatches" if not policy.segment_categories else \
+        " or ".join(policy.segment_categories)
     failed, judged = [], 0
     for i, seg in enumerate(segments):
-        if not isinstance(seg, dict) or not set(seg) >= SEGMENT_FIELDS:
-            raise GateInputError(f"{source}: field segments[{i}] needs "
-                                 f"{', '.join(sorted(SEGMENT_FIELDS))}")
-        n, mismatches = seg["n"], seg["mismatches"]
-        if not isinstance(n, int) or not isinstance(mismatches, int) or not 0 <= mismatches <= n:
-            raise GateInputError(f"{source}: field segments[{i}]: need whole numbers "
-                                 f"0 <= mismatches <= n, got mismatches={mismatches!r} n={n!r}")
+        n, mismatches = _segment_counts(seg, i, policy.segment_categories, source)
         if n < min_n:
             continue
         judged += 1
@@ -235,13 +252,15 @@ def _segments(report: dict[str, Any], policy: Policy, source: str) -> list[Check
             label = f"{seg['dimension']}={seg['value']}"
             failed.append(Check(f"segment {label}", f"{rate * 100:.1f}%", "-",
                                 f"<= {limit * 100:.1f}%", False,
-                                f"{label}: {rate * 100:.1f}% mismatches over {n:,} txns > "
+                                f"{label}: {rate * 100:.1f}% {what} over {n:,} txns > "
                                 f"{limit * 100:.1f}%"))
     if failed:
         return failed
-    return [Check("segments", f"{judged} segments with >= {min_n:,} txns", "-",
+    # Short cells: the TUI's Plan screen shows this table in 80 columns.
+    return [Check("segments", f"{judged} with n >= {min_n:,}", "-",
                   f"<= {limit * 100:.1f}% each", True,
-                  f"segments: none of {judged} with >= {min_n:,} txns above {limit * 100:.1f}%")]
+                  f"segments: none of {judged} with >= {min_n:,} txns above {limit * 100:.1f}%"
+                  f" {what}")]
 
 
 def evaluate(report: dict[str, Any], policy: Policy, confidence: float = 0.95, *,

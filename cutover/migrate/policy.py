@@ -18,7 +18,7 @@ RATE_KEYS: Final = (*MISMATCH_CATEGORIES, "mismatch")
 KNOWN_FIELDS: Final = frozenset({
     "min_sample", "max_rate", "max_false_decline", "max_fraud_let_through",
     "max_candidate_error_rate", "max_latency_p99_ms", "max_psi", "no_new_values",
-    "segment_min_n", "segment_max_mismatch_rate",
+    "segment_min_n", "segment_max_mismatch_rate", "segment_categories",
 })
 
 
@@ -36,6 +36,8 @@ class Policy:
     no_new_values: tuple[str, ...] = ()
     segment_min_n: int | None = None
     segment_max_mismatch_rate: float | None = None
+    #: Mismatch categories a segment's rate counts; empty means every mismatch category.
+    segment_categories: tuple[str, ...] = ()
 
 
 def _rate(value: Any, where: str) -> float:
@@ -84,6 +86,16 @@ def _rates(value: Any, where: str) -> dict[str, float]:
     return {k: _rate(v, f"{where}.{k}") for k, v in value.items()}
 
 
+def _categories(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise ConfigError(f"{where} must be a list of mismatch categories")
+    unknown = sorted(set(value) - set(MISMATCH_CATEGORIES))
+    if unknown:
+        raise ConfigError(f"{where}: unknown category {unknown[0]!r}; "
+                          f"known: {', '.join(MISMATCH_CATEGORIES)}")
+    return tuple(dict.fromkeys(value))
+
+
 def parse_policy(table: Any, where: str) -> Policy:
     """Build a Policy from a TOML table; ``where`` prefixes every error (file and phase)."""
     if not isinstance(table, dict):
@@ -113,8 +125,13 @@ def parse_policy(table: Any, where: str) -> Policy:
         no_new_values=tuple(new_values),
         segment_min_n=opt("segment_min_n", _count),
         segment_max_mismatch_rate=opt("segment_max_mismatch_rate", _rate),
+        segment_categories=_categories(get("segment_categories", []),
+                                       f"{where}: gate.segment_categories"),
     )
     if (policy.segment_min_n is None) != (policy.segment_max_mismatch_rate is None):
         raise ConfigError(f"{where}: gate.segment_min_n and gate.segment_max_mismatch_rate "
                           "go together; set both or neither")
+    if policy.segment_categories and policy.segment_min_n is None:
+        raise ConfigError(f"{where}: gate.segment_categories needs gate.segment_min_n and "
+                          "gate.segment_max_mismatch_rate")
     return policy

@@ -132,10 +132,18 @@ def test_demo_canary_gate_passes_a_plausible_demo_report(tmp_path):
         currency: {"false_decline_minor": amount, "fraud_let_through_minor": amount // 10}
         for currency, amount in (("USD", 9_000_000), ("EUR", 4_000_000), ("JPY", 900_000),
                                  ("BRL", 2_000_000), ("BHD", 100_000))}
+    # The new stack routes differently by design: a merchant with 48% route changes and a
+    # country where it approves what legacy declined do not close a 1% canary.
+    report["segments"] = [
+        {"dimension": "merchant_id", "value": "M00891", "n": 824, "mismatches": 401,
+         "by_category": {"route_change": 349, "review_change": 41, "decline_to_approve": 11}},
+        {"dimension": "merchant_country", "value": "NG", "n": 740, "mismatches": 712,
+         "by_category": {"decline_to_approve": 657, "review_change": 55}}]
     path = write_report(tmp_path / "report.json", report)
     code, stdout, _ = run(["gate", str(path), "--policy", str(DEMO_PLAN), "--phase", "canary-1"])
     assert code == 0, stdout
     assert "gate canary-1: PASSED" in stdout and "false decline JPY" in stdout
+    assert "2 with n >= 500" in stdout
 
 
 def test_standalone_policy_file(tmp_path):
@@ -163,3 +171,42 @@ def test_status_before_init_is_refused_without_creating_a_db(tmp_path):
     code, _, message = run(["plan", "status", "--db", f"sqlite:///{db}"])
     assert code == 1 and f"no plan state at {db}" in message
     assert not db.exists()
+
+
+@pytest.mark.parametrize(("command", "phase_body", "message"), [
+    ("init", 'percent = 5\napprovals = "two"\ngate = {}',
+     'phase "canary-5": approvals must be a whole number 0..20, got \'two\''),
+    ("init", 'percent = 5\ngate = { max_rate = { approve_to_decline = 1.5 } }',
+     'phase "canary-5": gate.max_rate.approve_to_decline must be a rate between 0 and 1'),
+    ("gate", 'percent = 5\nbake = "1 week"\ngate = {}',
+     'phase "canary-5": bake must be a duration like "30m", "24h" or "2d", got \'1 week\''),
+    ("gate", 'percent = 5\ngate = { segment_min_n = 500 }',
+     'phase "canary-5": gate.segment_min_n and gate.segment_max_mismatch_rate go together'),
+])
+def test_bad_plan_is_exit_2_naming_phase_and_field(tmp_path, command, phase_body, message):
+    """`plan init` and `gate` refuse a bad plan with exit 2, naming file, phase and field;
+    init leaves no state behind."""
+    plan = write_plan(tmp_path / "bad.toml", 'name = "x"\nsalt = "s"\n[[phases]]\n'
+                      f'name = "shadow"\npercent = 0\n[[phases]]\nname = "canary-5"\n{phase_body}\n')
+    db = tmp_path / "state.db"
+    if command == "init":
+        args = ["plan", "init", str(plan), "--as", "alice", "--db", f"sqlite:///{db}"]
+    else:
+        args = ["gate", str(_passing(tmp_path)), "--policy", str(plan), "--phase", "canary-5"]
+    code, _, error = run(args)
+    assert code == 2
+    assert error.startswith(f"{plan}: {message}"), error
+    assert not db.exists()
+
+
+def test_confidence_option_changes_the_bound_judged(tmp_path):
+    """190 of 10,000 against a 2.3% limit: exit 0 at --confidence 0.95, exit 1 at 0.999 with
+    the 99.9% upper bound (2.40%) in the message; an out-of-range confidence is exit 2."""
+    path = write_report(tmp_path / "report.json", make_report(10_000, {"approve_to_decline": 190}))
+    policy = write_plan(tmp_path / "policy.toml",
+                        "[gate]\nmax_rate = { approve_to_decline = 0.023 }\n")
+    base = ["gate", str(path), "--policy", str(policy)]
+    assert run(base)[0] == 0
+    code, _, message = run([*base, "--confidence", "0.999"])
+    assert code == 1 and "upper bound 2.40% at 0.999 confidence > 2.30%" in message
+    assert run([*base, "--confidence", "1.5"])[0] == 2

@@ -118,3 +118,18 @@ def test_export_vectors_reproduce_with_hashlib():
         digest = hashlib.sha256(f"{rule['salt']}:{vector['key']}".encode()).digest()
         assert int.from_bytes(digest[:8], "big") % 10000 == vector["bucket"]
         assert vector["in_bucket_range"] == (vector["bucket"] < 500)
+
+
+def test_customer_sticky_key_routes_a_customer_the_same_way_at_every_merchant():
+    """With sticky_key = "customer_id" the bucket follows the customer, not the merchant: one
+    customer lands on one side at all 50 merchants, and about 25% of customers are inside."""
+    body = ('name = "x"\nsalt = "s"\nsticky_key = "customer_id"\n[[phases]]\nname = "p1"\n'
+            'percent = 25\n')
+    plan = parse_plan(__import__("tomllib").loads(body), "x")
+    customers = [f"C{i:06d}" for i in range(2000)]
+    sides = {c: {plan.assign({"merchant_id": f"M{m}", "customer_id": c}, "p1")
+                 for m in range(50)} for c in customers[:40]}
+    assert all(len(s) == 1 for s in sides.values())
+    inside = sum(plan.assign({"customer_id": c}, "p1") == "candidate" for c in customers)
+    assert 400 < inside < 600
+    assert plan.assign({"merchant_id": "M1"}, "p1") == "legacy"

@@ -171,3 +171,59 @@ def test_expected_changes_do_not_count_against_the_rate():
     assert check.observed == "0.05% (50/100,000)" and check.passed
     report["rates"] = {"route_change": {"k": 200, "n": 100_000}}
     assert evaluate(report, policy).checks[-1].observed == "0.20% (200/100,000)"
+
+
+def test_segment_categories_count_only_the_listed_categories():
+    """A segment at 48% route changes and 1% fee changes passes a 5% fee-only limit; at 6%
+    fee changes it fails, and the message says which categories were counted."""
+    policy = parse_policy({"segment_min_n": 500, "segment_max_mismatch_rate": 0.05,
+                           "segment_categories": ["fee_change", "candidate_error"]}, "t")
+
+    def segment(fee_changes: int) -> dict:
+        return {"dimension": "merchant_id", "value": "M00891", "n": 1000,
+                "mismatches": 480 + fee_changes,
+                "by_category": {"route_change": 480, "fee_change": fee_changes}}
+    assert evaluate(make_report(100_000, segments=[segment(10)]), policy).passed
+    result = evaluate(make_report(100_000, segments=[segment(60)]), policy)
+    assert [c.message for c in result.failures] == [
+        "merchant_id=M00891: 6.0% fee_change or candidate_error over 1,000 txns > 5.0%"]
+
+
+def test_segment_categories_need_by_category_in_the_report():
+    """A report whose segments lack by_category cannot be judged per category: unusable."""
+    policy = parse_policy({"segment_min_n": 1, "segment_max_mismatch_rate": 0.05,
+                           "segment_categories": ["fee_change"]}, "t")
+    report = make_report(1000, segments=[{"dimension": "channel", "value": "ecom", "n": 10,
+                                          "mismatches": 0}])
+    with pytest.raises(GateInputError, match=r"r.json: field segments\[0\].by_category is "
+                                             "missing"):
+        evaluate(report, policy, source="r.json")
+
+
+@pytest.mark.parametrize(("gate", "message"), [
+    ({"segment_min_n": 1, "segment_max_mismatch_rate": 0.1, "segment_categories": ["nope"]},
+     "p: gate.segment_categories: unknown category 'nope'"),
+    ({"segment_min_n": 1, "segment_max_mismatch_rate": 0.1, "segment_categories": "fee_change"},
+     "p: gate.segment_categories must be a list of mismatch categories"),
+    ({"segment_categories": ["fee_change"]},
+     "p: gate.segment_categories needs gate.segment_min_n and gate.segment_max_mismatch_rate"),
+])
+def test_bad_segment_categories_are_refused(gate, message):
+    """segment_categories must name known mismatch categories and come with a segment limit."""
+    from cutover.errors import ConfigError
+    with pytest.raises(ConfigError) as info:
+        parse_policy(gate, "p")
+    assert str(info.value).startswith(message)
+
+
+def test_higher_confidence_can_close_a_gate():
+    """190 of 10,000 against 2.3%: the 95% upper bound (2.19%) and the 99% one (2.28%) pass,
+    the 99.9% one (2.40%) fails; the bound shown is the one judged."""
+    policy = parse_policy({"max_rate": {"approve_to_decline": 0.023}}, "t")
+    report = make_report(10_000, {"approve_to_decline": 190})
+    verdicts = {}
+    for confidence in (0.95, 0.99, 0.999):
+        check = evaluate(report, policy, confidence).checks[-1]
+        verdicts[confidence] = (check.passed, check.bound)
+        assert check.bound == f"{wilson(190, 10_000, confidence)[1] * 100:.2f}%"
+    assert [v[0] for v in verdicts.values()] == [True, True, False]

@@ -43,10 +43,18 @@ def read_plan(url: str, report: dict[str, Any] | None,
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
                 and not Path(parsed.database).exists():
             return PlanView(error=f"no plan state at {parsed.database}")
-        machine = PlanMachine(sa.create_engine(parsed), clock=clock or utcnow)
-        plan, events = machine.state()
-    except (CutoverError, sa.exc.SQLAlchemyError, ValueError, ImportError) as exc:
+        engine = sa.create_engine(parsed)
+    except (sa.exc.SQLAlchemyError, ValueError, ImportError) as exc:
         return PlanView(error=f"cannot read the plan: {exc}")
+    machine = PlanMachine(engine, clock=clock or utcnow)
+    try:
+        plan, events = machine.state()
+    except (CutoverError, sa.exc.SQLAlchemyError) as exc:
+        return PlanView(error=f"cannot read the plan: {exc}")
+    finally:
+        # Follow mode reads the plan every second: close the pool now rather than leave its
+        # connection to the garbage collector, which may run on the UI thread.
+        engine.dispose()
     here = current_phase(events)
     index = plan.index(here)
     entered = max(e.at for e in events if e.action in ("init", "advance", "rollback"))
