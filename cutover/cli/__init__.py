@@ -53,7 +53,9 @@ def main() -> None:
     try:
         app()
     except CutoverError as error:
-        err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        # Escaped: a message may hold brackets (cutover[ray], lists) that are not markup.
+        from rich.markup import escape
+        err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(exit_code_for(error))
     except KeyboardInterrupt:
         err.print("interrupted")

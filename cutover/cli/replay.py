@@ -85,21 +85,36 @@ def replay_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue after the last committed batch."),
     force: bool = typer.Option(False, "--force", help="Replace a run directory that is not empty."),
     batch_rows: int = typer.Option(65_536, "--batch-rows", min=1, help="Rows per batch."),
-    engine: str = typer.Option("local", "--engine", help="local (ray: not yet)."),
+    engine: str = typer.Option("local", "--engine", help="local | ray (needs the ray extra, docs/ray.md)."),
+    address: str | None = typer.Option(None, "--address",
+                                       help="Ray cluster address (--engine ray; default:"
+                                            " $RAY_ADDRESS, else a local Ray instance)."),
+    workers: int | None = typer.Option(None, "--workers", min=1,
+                                       help="Ray workers (--engine ray; default: every CPU of"
+                                            " the cluster)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Replay recorded traffic through the legacy side and a candidate; diff; report.
 
-    Exit 0 when done, 2 for bad input or a non-empty RUN_DIR without --resume or --force,
-    4 if conservation breaks (a row missing or counted twice).
+    Exit 0 when done, 2 for bad input, a non-empty RUN_DIR without --resume or --force, or
+    --engine ray without Ray installed; 4 if conservation breaks (a row missing or counted twice).
     """
     from cutover.errors import InputError, InvariantBroken
-    from cutover.replay.engine import run_replay
-    if engine != "local":
-        raise InputError(f"--engine {engine!r}: only 'local' is available in this build")
+    from cutover.replay import engine as local_engine
+    if engine not in ("local", "ray"):
+        raise InputError(f"--engine {engine!r}: expected local or ray")
+    if engine == "local" and (address is not None or workers is not None):
+        raise InputError("--address and --workers apply to --engine ray only")
+    run: Any = local_engine.run_replay
+    if engine == "ray":
+        from functools import partial
+
+        from cutover.replay.ray_engine import import_ray, run_replay_ray
+        import_ray()  # exit 2 with the install hint before anything else happens
+        run = partial(run_replay_ray, address=address, workers=workers)
     with _progress(quiet or as_json) as on_progress:
-        summary = run_replay(
+        summary = run(
             store, run_dir, candidate=candidate,
             candidate_options=_pairs(candidate_opt, "--candidate-opt"), legacy=legacy,
             legacy_options=_legacy_options(wsdl, mapping, cassette, legacy_opt), since=since,

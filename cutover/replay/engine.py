@@ -54,7 +54,7 @@ PENDING_COMMITS_MAX: Final = 2
 RULES_COPY: Final = "diff_rules.toml"
 #: What a replay writes into RUN_DIR; --force removes exactly these, nothing else.
 RUN_ENTRIES: Final = ("run.json", "checkpoint.json", "decisions", "diffs", RULES_COPY,
-                      "report.json", "report.md", "charts", "ledger.db")
+                      "report.json", "report.md", "charts", "ledger.db", "commits")
 Progress = Callable[[int, int | None], None]
 
 
@@ -181,6 +181,34 @@ def _create(plan: _Plan, store: Path, out: Path, settings: dict[str, Any], narro
     return _Run(store, out, narrowing, batch_rows, plan.rules, checkpoint, run)
 
 
+@dataclass
+class BatchParts:
+    """What one committed batch wrote: its diffs and their counts (checkpoint material)."""
+
+    diffs: pa.Table
+    by_category: dict[str, int]
+    expected_by_category: dict[str, int]
+    model_version: str | None
+
+
+def write_batch_parts(out: Path, batch_no: int, prepared: Prepared, outcomes: pa.Table,
+                      decided: Any, rules: DiffRules) -> BatchParts:
+    """Classify one batch and write its decisions and diffs parts; shared by both engines, so
+    a part is the same bytes (latency aside) whichever engine wrote it."""
+    diffs = combine(prepared, outcomes, decided.decisions, decided.error, rules)
+    decisions = decided.decisions
+    model_version = None
+    if decisions is not None and decisions.num_rows:
+        model_version = decisions["model_version"][0].as_py()
+    # A failed batch still gets its (empty) decisions part, so the two folders always hold
+    # the same batch numbers.
+    write_parquet_atomic(decisions if decisions is not None else DECISION.empty_table(),
+                         out / "decisions" / part_name(batch_no))
+    write_parquet_atomic(diffs, out / "diffs" / part_name(batch_no))
+    expected = {c: n for c, n in count_categories(diffs.filter(diffs["expected"])).items() if n}
+    return BatchParts(diffs, dict(count_categories(diffs)), expected, model_version)
+
+
 class _Committer:
     """Runs on the writer thread: classify a batch, write its parts, move the checkpoint, and
     fold the batch into the report's running state."""
@@ -201,26 +229,18 @@ class _Committer:
                decided: Any, rows_in_total: int) -> None:
         started = time.perf_counter()
         ctx = self.ctx
-        diffs = combine(prepared, outcomes, decided.decisions, decided.error, ctx.rules)
-        decisions = decided.decisions
-        if decisions is not None and decisions.num_rows and self.model_version is None:
-            self.model_version = decisions["model_version"][0].as_py()
-        # A failed batch still gets its (empty) decisions part, so the two folders always hold
-        # the same batch numbers.
-        write_parquet_atomic(decisions if decisions is not None else DECISION.empty_table(),
-                             ctx.out / "decisions" / part_name(batch_no))
-        write_parquet_atomic(diffs, ctx.out / "diffs" / part_name(batch_no))
+        parts = write_batch_parts(ctx.out, batch_no, prepared, outcomes, decided, ctx.rules)
+        if self.model_version is None:
+            self.model_version = parts.model_version
         cp = ctx.checkpoint
-        for category, count in count_categories(diffs).items():
+        for category, count in parts.by_category.items():
             cp.by_category[category] = cp.by_category.get(category, 0) + count
-        expected = diffs.filter(diffs["expected"])
-        for category, count in count_categories(expected).items():
-            if count:
-                cp.expected_by_category[category] = cp.expected_by_category.get(category, 0) + count
+        for category, count in parts.expected_by_category.items():
+            cp.expected_by_category[category] = cp.expected_by_category.get(category, 0) + count
         cp.batches_committed, cp.rows_in = batch_no + 1, rows_in_total
         write_checkpoint(ctx.out, cp)
         if self.report is not None:
-            self.report.add(diffs, prepared.traffic)
+            self.report.add(parts.diffs, prepared.traffic)
         ctx.timings["commit"] += time.perf_counter() - started
 
 
@@ -297,6 +317,17 @@ def _decide_all(ctx: _Run, candidate: CandidateSide, legacy: LegacySide,
     return rows_in, batch_no + 1, committer.model_version
 
 
+def run_settings(store: Path, candidate: str, candidate_options: dict[str, str] | None,
+                 legacy: str, legacy_options: dict[str, Any] | None, narrowing: Narrowing,
+                 batch_rows: int) -> dict[str, Any]:
+    """What decides a run's output, as plain data: run.json's settings and the fingerprint's."""
+    return {"store": str(Path(store).resolve()), "candidate": candidate,
+            "candidate_options": dict(sorted((candidate_options or {}).items())),
+            "legacy": legacy,
+            "legacy_options": {k: str(v) for k, v in sorted((legacy_options or {}).items())},
+            "narrowing": narrowing.as_dict(), "batch_rows": batch_rows}
+
+
 def run_replay(store: Path, out: Path, *, candidate: str = DEFAULT_CANDIDATE,
                candidate_options: dict[str, str] | None = None, legacy: str = "recorded",
                legacy_options: dict[str, Any] | None = None, since: Any = None,
@@ -317,11 +348,8 @@ def run_replay(store: Path, out: Path, *, candidate: str = DEFAULT_CANDIDATE,
     if batch_rows <= 0:
         raise InputError(f"--batch-rows {batch_rows}: must be positive")
     narrowing = Narrowing(parse_when(since), parse_when(until, "--until"), merchant, sample, limit)
-    settings = {"store": str(Path(store).resolve()), "candidate": candidate,
-                "candidate_options": dict(sorted((candidate_options or {}).items())),
-                "legacy": legacy,
-                "legacy_options": {k: str(v) for k, v in sorted((legacy_options or {}).items())},
-                "narrowing": narrowing.as_dict(), "batch_rows": batch_rows}
+    settings = run_settings(store, candidate, candidate_options, legacy, legacy_options,
+                            narrowing, batch_rows)
     plan = _plan(Path(store), Path(out), settings, rules, resume, force)
     if plan.checkpoint is not None and plan.checkpoint.finished:
         ctx = _create(plan, Path(store), Path(out), settings, narrowing, batch_rows)

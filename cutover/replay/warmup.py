@@ -52,6 +52,18 @@ class WarmFeed:
         while self._history and self._history[0]["ts"][-1].as_py() < newest - self.lookback:
             self._history.pop(0)
 
+    def remember_labels(self, labels: pa.Table, first: tuple[datetime, str] | None) -> None:
+        """A committed batch far outside the look-back: only its labels still matter.
+
+        ``labels`` is ``label_rows`` of its replayable rows; ``first`` is the key of the run's
+        first replayable row (where the original warm-up window ends). A distributed engine
+        passes these instead of the rows, so a worker starting mid-run reads its look-back only.
+        """
+        if self.first is None:
+            self.first = first
+        if labels.num_rows:
+            self._labels.append(labels)
+
     def feed(self, candidate: CandidateSide, valid: pa.Table) -> None:
         """Before deciding ``valid`` (the first batch of this process): warm the candidate."""
         if self.fed or valid.num_rows == 0:

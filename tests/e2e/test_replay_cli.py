@@ -58,7 +58,8 @@ def test_replay_json_and_bad_input(store, tmp_path):
     assert payload["batches"] == 2 and payload["conservation_ok"] is True
     assert _replay(store, tmp_path / "d", "--since", "last tuesday")[0] == 2
     assert run(["replay", str(store), "--out", str(tmp_path / "c"), "--candidate", "x"])[0] == 2
-    assert _replay(store, tmp_path / "e", "--engine", "ray")[0] == 2
+    assert _replay(store, tmp_path / "e", "--engine", "spark")[0] == 2
+    assert _replay(store, tmp_path / "f", "--address", "10.0.0.1:6379")[0] == 2
 
 
 def test_report_explain_and_diff_show(store, tmp_path):
