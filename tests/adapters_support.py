@@ -1,7 +1,8 @@
 """Test helpers for the adapters area: a fault-injecting SOAP server speaking other_core.wsdl.
 
 The server runs on 127.0.0.1 in a thread; the URL path picks the behaviour (``/ok``, ``/slow``,
-``/http500``, ``/fault``, ``/truncated``, ``/wrongns``, ``/xxe``, ``/laughs``, ``/huge``,
+``/http500``, ``/fault``, ``/truncated``, ``/wrongns``, ``/extra``, ``/notsoap``, ``/xxe``,
+``/laughs``, ``/huge``,
 ``/down``), so one server serves every failure case. Card numbers are made in memory.
 """
 
@@ -108,6 +109,9 @@ def _handler(state: FaultServer) -> type[BaseHTTPRequestHandler]:
             replies = {"http500": (500, "<html>oops</html>"), "http503": (503, "busy"),
                        "fault": (500, FAULT), "truncated": (200, ok_body(ref, value)[:180]),
                        "wrongns": (200, ok_body(ref, value, "urn:someone:else")),
+                       "extra": (200, ok_body(ref, value).replace(
+                           "<r:Gateway>", "<r:Surprise>1</r:Surprise><r:Gateway>")),
+                       "notsoap": (200, "<html><body>maintenance</body></html>"),
                        "xxe": (200, XXE), "laughs": (200, LAUGHS)}
             status, body = replies.get(path, (200, ok_body(ref, value)))
             self._send(status, body)

@@ -110,14 +110,25 @@ def map_columns(table: pa.Table, cmap: ColumnMap, key: bytes | None,
         decisions, codes_reasons, _ = codes.translate(cols["legacy_code"])
         cols["legacy_decision"] = pa.array(np.asarray(decisions, dtype=object), pa.string())
         cols["legacy_reason"] = pa.array(np.asarray(codes_reasons, dtype=object), pa.string())
-    _reject_clear_pans(cols, reasons, fields)
-    channel_ok = pc.is_in(cols["channel"], value_set=pa.array(CHANNELS))
-    channel_ok = channel_ok.to_numpy(zero_copy_only=False)
-    _reject(reasons, fields, ~channel_ok, "channel", "unknown channel")
+    _check_values(cols, reasons, fields, tokenised=True)
     return _assemble(cols, n, reasons, fields)
 
 
-def _reject_clear_pans(cols: dict[str, pa.Array], reasons: np.ndarray, fields: np.ndarray) -> None:
+def _check_values(cols: dict[str, pa.Array], reasons: np.ndarray, fields: np.ndarray,
+                  tokenised: bool) -> None:
+    """Quarantine rows with a card number in clear or an unknown channel, whatever the source.
+
+    ``tokenised`` says card_token was made here from a PAN column; otherwise the source wrote
+    it, and a legacy file that put the card number there must not get it into the store.
+    """
+    _reject_clear_pans(cols, reasons, fields, skip=("card_token",) if tokenised else ())
+    channel_ok = pc.is_in(cols["channel"], value_set=pa.array(CHANNELS))
+    channel_ok = channel_ok.to_numpy(zero_copy_only=False)
+    _reject(reasons, fields, ~channel_ok, "channel", "unknown channel")
+
+
+def _reject_clear_pans(cols: dict[str, pa.Array], reasons: np.ndarray, fields: np.ndarray,
+                       skip: tuple[str, ...] = ()) -> None:
     """Quarantine rows carrying a card number in a field not mapped as ``pan``.
 
     A foreign export may hide a PAN in a free-text column; storing it would leak it. Arrow
@@ -126,7 +137,7 @@ def _reject_clear_pans(cols: dict[str, pa.Array], reasons: np.ndarray, fields: n
     from cutover.adapters.tokenize import find_pans
 
     for name, array in cols.items():
-        if name == "card_token" or not pa.types.is_string(array.type):
+        if name in skip or not pa.types.is_string(array.type):
             continue
         runs = pc.fill_null(pc.match_substring_regex(array, r"\d{13,19}"), False)
         for i in np.flatnonzero(runs.to_numpy(zero_copy_only=False)):
@@ -180,14 +191,16 @@ def store_txn_ids(store: Path) -> pa.Array:
     return ids.combine_chunks() if ids.num_chunks else pa.array([], pa.string())
 
 
-def write_quarantine(store: Path, source: Path, rows: list[dict[str, Any]]) -> Path | None:
-    """Append quarantined rows (PANs masked) to STORE/_quarantine/<source>.jsonl."""
+def write_quarantine(store: Path, source: Path, rows: list[dict[str, Any]],
+                     mode: str = "w") -> Path | None:
+    """Write (mode "w") or add ("a") quarantined rows, PANs masked, to
+    STORE/_quarantine/<source>.jsonl; a re-import of a source replaces its file."""
     if not rows:
         return None
     folder = Path(store) / QUARANTINE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{source.name}.jsonl"
-    with open(target, "w", encoding="utf-8") as handle:
+    with open(target, mode, encoding="utf-8") as handle:
         for row in rows:
             handle.write(mask_pans(json.dumps(row, default=str, sort_keys=True)) + "\n")
     return target
@@ -196,7 +209,7 @@ def write_quarantine(store: Path, source: Path, rows: list[dict[str, Any]]) -> P
 def commit(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, fields: np.ndarray,
            raw: pa.Table | None, source: Path, store: Path,
            extra_bad: list[dict[str, Any]], progress: Callable[[int], None] | None = None,
-           rejected_elsewhere: int = 0) -> ImportCounts:
+           rejected_elsewhere: int = 0, quarantine_mode: str = "w") -> ImportCounts:
     """Shell: dedupe, quarantine and write one source's mapped rows; return checked counts."""
     from cutover.replay.store import write_day_partitions
 
@@ -210,7 +223,7 @@ def commit(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, fields: np.n
         record = raw.slice(int(i), 1).to_pylist()[0] if raw is not None else None
         bad_rows.append({"file": str(source), "line": int(lines[i]), "field": fields[i],
                          "reason": reasons[i], "record": record})
-    write_quarantine(store, source, bad_rows)
+    write_quarantine(store, source, bad_rows, quarantine_mode)
     imported = table.filter(pa.array(keep))
     part = "import-" + file_sha256(source)[:16]
     counts.days = write_day_partitions(imported, store, part) if imported.num_rows else {}
@@ -321,11 +334,16 @@ def import_layout(path: Path, store: Path, layout: str, codes: Any) -> ImportCou
         cols["legacy_decision"] = pa.array(np.asarray(decisions, dtype=object), pa.string())
         cols["legacy_reason"] = pa.array(np.asarray(reasons, dtype=object), pa.string())
     n = table.num_rows
-    mapped, row_reasons, fields = _assemble(cols, n, np.full(n, "", dtype=object),
-                                            np.full(n, "", dtype=object))
+    row_reasons, fields = np.full(n, "", dtype=object), np.full(n, "", dtype=object)
+    # A batch file's text fields are as untrusted as a CSV's: same card-number and channel
+    # checks, and card_token too, since the legacy side wrote it.
+    _check_values(cols, row_reasons, fields, tokenised=False)
+    mapped, row_reasons, fields = _assemble(cols, n, row_reasons, fields)
     lines = cols["_line"].to_numpy() if "_line" in cols else np.arange(1, n + 1)
+    # The reader has just started that quarantine file with its line-level rejects; the
+    # row-level ones are added to it, not written over them.
     return commit(mapped, lines, row_reasons, fields, table, path, store, [],
-                  rejected_elsewhere=reader.report.rejected)
+                  rejected_elsewhere=reader.report.rejected, quarantine_mode="a")
 
 
 def load_codes(path: Path | None) -> Any:

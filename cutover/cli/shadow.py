@@ -141,33 +141,56 @@ def reconcile_cmd(
     layout: str = typer.Option("legacy_balances", "--layout",
                                help="Record layout of the balance file (fixtures/layouts)."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    save: bool = typer.Option(False, "--save",
+                              help="Also write the result to RUN_DIR/reconcile.json (what the"
+                                   " TUI's Ledger screen shows), breaks or not."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Compare the legacy book's merchant payables and gateway fees with the legacy file.
 
     Lists every break (account, currency, legacy figure, mirror figure, difference); exit 1
-    if there is any, 0 with "0 breaks".
+    if there is any, 0 with "0 breaks". --save keeps the result in RUN_DIR/reconcile.json.
     """
-    from cutover.domain import format_money
-    from cutover.errors import ReconcileBreaks
-    from cutover.shadow.ledger.reconcile import compare_balances, mirror_balances, read_balance_file
+    from cutover.errors import InputError, ReconcileBreaks
+    from cutover.shadow.ledger.reconcile import (
+        compare_balances,
+        mirror_balances,
+        read_balance_file,
+        reconcile_result,
+        save_reconcile,
+    )
+    if save and run_dir is None:
+        # Checked before any work: the result belongs next to the run it reconciles.
+        raise InputError("--save writes RUN_DIR/reconcile.json: give the RUN_DIR")
     legacy = read_balance_file(legacy_balances, layout)
     mirror = mirror_balances(_engine(run_dir, db))
     breaks = compare_balances(legacy, mirror)
+    result = reconcile_result(legacy, mirror, breaks, legacy_balances)
+    if save:
+        assert run_dir is not None
+        saved = save_reconcile(run_dir, result)
+        err.print(f"saved {saved}")
     if as_json:
-        _print_json({"accounts_compared": len(set(legacy) | set(mirror)),
-                     "breaks": [b.as_dict() for b in breaks]})
+        _print_json(result)
     else:
-        table = Table("account", "currency", "legacy", "mirror", "difference",
-                      title=f"{len(breaks)} breaks")
-        for b in breaks:
-            table.add_row(b.account, b.currency, format_money(b.legacy_minor, b.currency),
-                          format_money(b.mirror_minor, b.currency),
-                          format_money(b.difference_minor, b.currency))
-        out.print(table if breaks else f"0 breaks ({len(set(legacy) | set(mirror))} accounts)")
+        _print_breaks(breaks, result["accounts_compared"])
     if breaks:
         raise ReconcileBreaks(f"{len(breaks)} breaks between the mirror and {legacy_balances};"
                               f" first: {breaks[0].account} {breaks[0].currency}")
+
+
+def _print_breaks(breaks: list[Any], accounts_compared: int) -> None:
+    from cutover.domain import format_money
+    if not breaks:
+        out.print(f"0 breaks ({accounts_compared} accounts)")
+        return
+    table = Table("account", "currency", "legacy", "mirror", "difference",
+                  title=f"{len(breaks)} breaks")
+    for b in breaks:
+        table.add_row(b.account, b.currency, format_money(b.legacy_minor, b.currency),
+                      format_money(b.mirror_minor, b.currency),
+                      format_money(b.difference_minor, b.currency))
+    out.print(table)
 
 
 @shadow_app.command("compare")

@@ -27,7 +27,7 @@ def test_layouts_json_lists_builtins():
     result = runner.invoke(app, ["files", "layouts", "--json"])
     assert result.exit_code == 0
     names = [json.loads(line)["name"] for line in result.stdout.splitlines()]
-    assert names == ["legacy_authlog", "legacy_balances", "nacha"]
+    assert names == ["legacy_authlog", "legacy_balances", "legacy_settlement", "nacha"]
 
 
 def test_inspect_good_file_exits_0():
@@ -91,3 +91,20 @@ def test_inspect_table_view_shows_records_and_checks():
     assert result.exit_code == 0
     assert "addenda_99 (2 records)" in result.stdout and "control totals" in result.stdout
     assert "R01" in result.stdout and "FAIL" not in result.stdout
+
+
+def test_inspect_delimited_file_exits_0_then_1_on_a_bad_column(tmp_path):
+    """A pipe-delimited settlement report inspects clean (exit 0); a bad amount exits 1, named."""
+    good = tmp_path / "settlement.txt"
+    good.write_text("H|SETTLEMENT|20261003|GW_ATLAS\nD|T1|26276|1050|USD|D|25|411111|\n"
+                    "T|1|1050\n")
+    result = runner.invoke(app, ["files", "inspect", str(good), "-l", "legacy_settlement",
+                                 "--json"])
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 0
+    assert [r["amount_minor"] for r in rows if r.get("record_type") == "detail"] == [1050]
+    bad = tmp_path / "bad.txt"
+    bad.write_text(good.read_text().replace("|1050|USD", "|10.50|USD"))
+    proc = _run("files", "inspect", str(bad), "-l", "legacy_settlement")
+    assert proc.returncode == 1
+    assert "rejected line 2 (detail, field amount_minor)" in proc.stderr

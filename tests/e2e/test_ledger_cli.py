@@ -116,3 +116,86 @@ def test_unusable_input_exits_2(tmp_path):
     proc = subprocess.run([CUTOVER, "shadow", "verify", str(tmp_path / "empty")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "has no ledger.db" in proc.stderr
+
+
+def test_reconcile_save_writes_the_file_the_tui_reads(applied_run, tmp_path):
+    """--save leaves RUN_DIR/reconcile.json (breaks or not) that the TUI's ledger view loads."""
+    from cutover.tui.views.ledger import default_ledger_url, read_ledger
+    run, tables = applied_run
+    figures = expected_legacy_figures(tables)
+    key = sorted(figures)[-1]
+    figures[key] -= 250
+    eod = tmp_path / "balances.txt"
+    _write_balance_file(eod, figures)
+    code, stdout = invoke("shadow", "reconcile", str(run), "--legacy-balances", str(eod),
+                          "--save")
+    assert code == 1 and "1 breaks" in stdout
+    view = read_ledger(default_ledger_url(run), run, with_verify=False)
+    assert view.reconcile is not None and view.reconcile["ok"] is False
+    assert view.reconcile["accounts_compared"] == len(figures)
+    assert [(b["account"], b["currency"], b["difference_minor"])
+            for b in view.reconcile["breaks"]] == [(key[0], key[1], 250)]
+    # A later clean reconciliation replaces the saved result rather than adding to it.
+    figures[key] += 250
+    _write_balance_file(eod, figures)
+    code, _ = invoke("shadow", "reconcile", str(run), "--legacy-balances", str(eod), "--save",
+                     "--json")
+    saved = json.loads((run / "reconcile.json").read_text(encoding="utf-8"))
+    assert code == 0 and saved["breaks"] == [] and saved["ok"] is True
+    assert not list(run.glob(".reconcile-*"))
+
+
+def test_reconcile_save_without_run_dir_exits_2(applied_run, tmp_path):
+    """--save with only --db has nowhere to write: exit 2 naming RUN_DIR, before any work."""
+    run, _ = applied_run
+    proc = subprocess.run([CUTOVER, "shadow", "reconcile", "--db", f"sqlite:///{run}/ledger.db",
+                           "--legacy-balances", str(tmp_path / "missing.txt"), "--save"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "give the RUN_DIR" in proc.stderr
+
+
+async def test_the_tui_hint_is_a_command_that_fills_the_ledger_screen(applied_run, tmp_path):
+    """The Ledger screen's hint, run as written, makes the screen show the reconciliation."""
+    import re
+
+    from textual.widgets import Static
+
+    from cutover.tui.app import CutoverApp
+    from cutover.tui.config import TuiConfig
+    from tests.tui_support import settle
+    run, tables = applied_run
+    eod = tmp_path / "balances.txt"
+    _write_balance_file(eod, expected_legacy_figures(tables))
+
+    async def reconcile_line() -> str:
+        app = CutoverApp(TuiConfig(run_dir=run))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot)
+            await pilot.press("l")
+            await settle(pilot)
+            return str(app.screen.query_one("#reconcile-line", Static).render())
+
+    hint = await reconcile_line()
+    command = re.search(r"`cutover ([^`]+)`", " ".join(hint.split()))
+    assert command is not None, hint
+    args = [{"RUN_DIR": str(run), "FILE": str(eod)}.get(a, a) for a in command.group(1).split()]
+    code, _ = invoke(*args)
+    assert code == 0
+    assert f"0 breaks over {len(expected_legacy_figures(tables))} accounts" in \
+        " ".join((await reconcile_line()).split())
+
+
+def test_reconcile_refuses_a_balance_file_with_an_unreadable_line_naming_it(applied_run,
+                                                                            tmp_path):
+    """A line the layout cannot read makes the file partial: exit 2 naming line and reason."""
+    run, tables = applied_run
+    eod = tmp_path / "balances.txt"
+    _write_balance_file(eod, expected_legacy_figures(tables))
+    lines = eod.read_bytes().split(b"\n")
+    lines.insert(1, b"Z" * 80)
+    eod.write_bytes(b"\n".join(lines))
+    proc = subprocess.run([CUTOVER, "shadow", "reconcile", str(run), "--legacy-balances",
+                           str(eod)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "1 balance records could not be read (first: line 2" in proc.stderr
+    assert "unknown record type" in proc.stderr and str(eod) in proc.stderr

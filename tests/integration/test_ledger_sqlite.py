@@ -15,53 +15,25 @@ from cutover.shadow.ledger.reconcile import compare_balances, mirror_balances
 from cutover.shadow.ledger.uow import default_url, make_engine
 from cutover.shadow.ledger.verify import verify_ledger
 from tests.ledger_support import (
+    OUTCOME,
+    check_apply_twice_equals_once,
     expected_legacy_figures,
     ledger_counts,
     make_diffs,
     table_from,
+    tables_from_outcomes,
     write_run,
 )
 
-outcome = st.fixed_dictionaries({
-    "legacy_decision": st.sampled_from(["approve", "decline", "review", "error", None]),
-    "candidate_decision": st.sampled_from(["approve", "decline", "review", "error"]),
-    "amount_minor": st.integers(1, 10**12), "currency": st.sampled_from(["USD", "JPY", "EUR"]),
-    "legacy_route": st.sampled_from(["GW_A", "GW_B", None]),
-    "candidate_route": st.sampled_from(["GW_A", None]),
-    "legacy_fee_minor": st.integers(0, 5_000), "candidate_fee_minor": st.integers(0, 5_000),
-    "chargeback": st.booleans(), "category": st.sampled_from(["match", "quarantined"]),
-    "merchant_id": st.sampled_from(["M1", "M2"]), "customer_id": st.sampled_from(["C1", "C2"]),
-})
-
-
-def _tables(parts):
-    tables, n = [], 0
-    for rows in parts:
-        cols = {k: [r[k] for r in rows] for k in rows[0]}
-        cols["txn_id"] = [f"T{n + i:06d}" for i in range(len(rows))]
-        n += len(rows)
-        tables.append(table_from(cols))
-    return tables
-
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(parts=st.lists(st.lists(outcome, min_size=1, max_size=12), min_size=1, max_size=3))
+@given(parts=st.lists(st.lists(OUTCOME, min_size=1, max_size=12), min_size=1, max_size=3))
 def test_random_outcomes_keep_books_at_zero_and_apply_twice_equals_once(parts):
     """Any outcome sequence: books sum to zero per currency, chain intact, reapply is a no-op."""
-    tables = _tables(parts)
     with tempfile.TemporaryDirectory() as tmp:
-        run = write_run(Path(tmp), tables)
+        run = Path(tmp)
         engine = make_engine(default_url(run))
-        first = apply_run(engine, run)
-        counts = ledger_counts(engine)
-        report = verify_ledger(engine)
-        assert report.ok, report
-        assert all(s["sum_minor"] == 0 for s in report.book_sums)
-        assert counts["ledger_postings"] == first.postings == 2 * first.entries
-        again = apply_run(engine, run)
-        assert again.postings == 0 and again.parts_skipped == len(tables)
-        assert ledger_counts(engine) == counts
-        assert compare_balances(expected_legacy_figures(tables), mirror_balances(engine)) == []
+        check_apply_twice_equals_once(engine, run, tables_from_outcomes(parts))
         engine.dispose()
 
 
@@ -177,3 +149,28 @@ def test_an_apply_resumed_part_by_part_builds_the_same_chain(tmp_path):
             return raw.execute("SELECT seq, hash FROM ledger_entries"
                                " ORDER BY seq DESC LIMIT 1").fetchone()
     assert head(resumed) == head(whole)
+
+
+def test_entries_and_postings_are_only_ever_inserted(tmp_path):
+    """Every SQL statement SQLite runs for apply, re-apply and a reversal is traced: none
+    updates, deletes or replaces a row of ledger_entries or ledger_postings."""
+    import re
+
+    from sqlalchemy import event
+    statements: list[str] = []
+    run = write_run(tmp_path, [make_diffs(300, seed=21), make_diffs(300, seed=22, start=300)])
+    engine = make_engine(default_url(run))
+    event.listen(engine, "connect",
+                 lambda dbapi, _record: dbapi.set_trace_callback(statements.append))
+    apply_run(engine, run)
+    apply_run(engine, run)
+    approved = make_diffs(300, seed=21).to_pylist()
+    txn = next(r["txn_id"] for r in approved
+               if r["legacy_decision"] == "approve" and r["category"] != "quarantined")
+    reverse(engine, "legacy", txn, "capture")
+    engine.dispose()
+    writes = re.compile(r"^\s*(UPDATE|DELETE\s+FROM|REPLACE|INSERT\s+OR\s+REPLACE|DROP|ALTER)"
+                        r"\s+\"?(ledger_entries|ledger_postings)\b", re.IGNORECASE)
+    assert len(statements) > 20 and any("ledger_postings" in s for s in statements)
+    assert [s for s in statements if writes.search(s)] == []
+    assert verify_ledger(make_engine(default_url(run))).ok

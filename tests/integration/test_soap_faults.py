@@ -41,7 +41,8 @@ def test_second_wsdl_works_by_mapping_alone(fault_server):
 @pytest.mark.parametrize(("path", "reason"), [
     ("slow", "timeout"), ("http500", "http_500"), ("http503", "http_503"),
     ("fault", "soap_fault:Server"), ("truncated", "malformed_xml"),
-    ("wrongns", "unexpected_response"), ("xxe", "unsafe_xml"), ("laughs", "unsafe_xml"),
+    ("wrongns", "unexpected_response"), ("extra", "unexpected_response"),
+    ("notsoap", "unexpected_response"), ("xxe", "unsafe_xml"), ("laughs", "unsafe_xml"),
     ("huge", "response_too_large"),
 ])
 def test_each_fault_is_a_canonical_outcome(fault_server, path, reason):

@@ -1,4 +1,4 @@
-"""The batch file adapter: read and write fixed-width files described by a TOML layout.
+"""The batch file adapter: read and write fixed-width and delimited files described by a layout.
 
 Legacy cores exchange money in fixed-width files (NACHA ACH, end-of-day authorisation logs,
 balance files). This package is the one port for them: ``load_layout`` reads a layout spec,

@@ -7,6 +7,11 @@ all work from the same description and a new file format is a new TOML file, not
 A layout is validated when loaded: every field must fit its record, fields must not overlap,
 and every type must be one this package can decode *and* encode back byte for byte. Positions
 not covered by a field become constant "fill" fields, so round trips never lose a byte.
+
+A delimited layout (``format = "delimited"``) lists its fields in column order, each with the
+widest value it may hold. It is loaded as the fixed-width layout of those widest values, so the
+codecs, matchers and control totals are the same code for both kinds of file; only the edges
+differ (cutover.adapters.files.delimited turns a line into that fixed form and back).
 """
 
 from __future__ import annotations
@@ -31,8 +36,11 @@ TRIMS: Final = ("right", "left", "both", "none")
 #: int64 holds 18 decimal digits safely; a wider numeric field could overflow silently.
 NUMERIC_DIGITS_MAX: Final = 18
 CONTROL_KINDS: Final = ("count", "sum", "hash")
+FORMATS: Final = ("fixed", "delimited")
+#: Characters that cannot separate fields: they end lines, pad fields or sign numbers.
+DELIMITERS_REFUSED: Final = frozenset("\r\n -+0123456789")
 SCOPES: Final = ("file", "batch")
-BUILTIN: Final = ("legacy_authlog", "legacy_balances", "nacha")
+BUILTIN: Final = ("legacy_authlog", "legacy_balances", "legacy_settlement", "nacha")
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,13 @@ class Layout:
     block_records: int | None = None
     block_pad_record: str | None = None
     source: str = ""
+    delimiter: str | None = None
     by_name: dict[str, RecordType] = field(default_factory=dict, compare=False)
+
+    @property
+    def delimited(self) -> bool:
+        """True for a delimited layout (fields by column), False for fixed width."""
+        return self.delimiter is not None
 
     def record(self, name: str) -> RecordType:
         """Return the record type called ``name``; LayoutError if the layout has none."""
@@ -179,15 +193,21 @@ def parse_layout(spec: dict[str, Any], source: str = "<dict>") -> Layout:
         raise LayoutError(f"layout {source}: missing [layout] table")
     where = f"layout {source}"
     name = _need(head, "name", str, where)
-    length = _need(head, "record_length", int, where)
-    if length <= 0:
-        raise LayoutError(f"{where}: record_length must be positive, got {length}")
     ending = head.get("line_ending", "\n")
     if ending not in ("\n", "\r\n", ""):
         raise LayoutError(f"{where}: line_ending must be \"\\n\", \"\\r\\n\" or \"\"")
     raw_records = spec.get("record")
     if not isinstance(raw_records, list) or not raw_records:
         raise LayoutError(f"{where}: needs at least one [[record]]")
+    delimiter = _delimiter(head, ending, where)
+    if delimiter is not None:
+        raw_records = [_place_columns(r, f"{where} record #{i + 1}")
+                       for i, r in enumerate(raw_records)]
+        length = max(_columns_width(r) for r in raw_records)
+    else:
+        length = _need(head, "record_length", int, where)
+    if length <= 0:
+        raise LayoutError(f"{where}: record_length must be positive, got {length}")
     records = tuple(_parse_record(r, length, f"{where} record #{i + 1}")
                     for i, r in enumerate(raw_records))
     by_name = {r.name: r for r in records}
@@ -200,10 +220,77 @@ def parse_layout(spec: dict[str, Any], source: str = "<dict>") -> Layout:
         encoding=head.get("encoding", "ascii"), record_length=length, line_ending=ending,
         records=records, controls=controls, batch_open=head.get("batch_open"),
         block_records=head.get("block_records"), block_pad_record=head.get("block_pad_record"),
-        source=source, by_name=by_name,
+        source=source, delimiter=delimiter, by_name=by_name,
     )
     _check_references(layout, where)
     return layout
+
+
+def _delimiter(head: dict[str, Any], ending: str, where: str) -> str | None:
+    """The field separator of a delimited layout, None for fixed width; refuses bad ones."""
+    kind = head.get("format", "fixed")
+    if kind not in FORMATS:
+        raise LayoutError(f"{where}: format must be one of {', '.join(FORMATS)}, got {kind!r}")
+    if kind == "fixed":
+        return None
+    delimiter = _need(head, "delimiter", str, where)
+    if len(delimiter) != 1 or not delimiter.isascii() or delimiter in DELIMITERS_REFUSED:
+        raise LayoutError(f"{where}: delimiter must be one ASCII character other than a digit,"
+                          f" sign, space or line break, got {delimiter!r}")
+    if not ending:
+        raise LayoutError(f"{where}: a delimited file needs a line_ending")
+    if "record_length" in head:
+        raise LayoutError(f"{where}: a delimited layout has no record_length; each field's"
+                          " length is the widest value its column may hold")
+    return delimiter
+
+
+def _place_columns(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """A delimited record with its fields placed end to end, as if fixed width (pure).
+
+    Columns are matched by number (``match = [{column = 1, value = "D"}]``); each becomes a
+    fixed-position matcher on its field, padded the way that field is padded.
+    """
+    fields, start = [], 1
+    for i, f in enumerate(raw.get("fields", [])):
+        label = f"{where} field {f.get('name', f'#{i + 1}')!r}"
+        if "start" in f:
+            raise LayoutError(f"{label}: a delimited field is placed by its column order;"
+                              " drop 'start'")
+        if f.get("type") == "packed":
+            raise LayoutError(f"{label}: packed decimal is binary and cannot sit in a"
+                              " delimited text file")
+        width = f.get("length")
+        if width is None and f.get("type") in ("date", "time"):
+            width = {**DATE_FORMATS, **TIME_FORMATS}.get(f.get("format", ""))
+        if width is None and f.get("type") == "timestamp":
+            width = TIMESTAMP_WIDTH
+        if width is None and f.get("type") == "constant" and isinstance(f.get("value"), str):
+            width = len(f["value"])
+        if not isinstance(width, int) or isinstance(width, bool) or width <= 0:
+            raise LayoutError(f"{label}: needs 'length', the widest value of its column")
+        fields.append({**f, "start": start, "length": width})
+        start += width
+    matchers = []
+    for m in raw.get("match", []):
+        column = m.get("column")
+        if not isinstance(column, int) or not 1 <= column <= len(fields):
+            raise LayoutError(f"{where}: a delimited match needs 'column' between 1 and"
+                              f" {len(fields)}")
+        spec = fields[column - 1]
+        values = m.get("values") or ([m["value"]] if "value" in m else [])
+        pad, width = spec.get("pad", " "), spec["length"]
+        padded = [v.rjust(width, pad) if spec.get("justify") == "right" else v.ljust(width, pad)
+                  for v in values if isinstance(v, str) and len(v) <= width]
+        if not values or len(padded) != len(values):
+            raise LayoutError(f"{where}: match on column {column} needs values of at most"
+                              f" {width} characters")
+        matchers.append({"start": spec["start"], "length": width, "values": padded})
+    return {**raw, "fields": fields, "match": matchers}
+
+
+def _columns_width(raw: dict[str, Any]) -> int:
+    return sum(f["length"] for f in raw["fields"])
 
 
 def _check_references(layout: Layout, where: str) -> None:

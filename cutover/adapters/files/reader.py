@@ -27,6 +27,8 @@ from cutover.adapters.files.controls import (
     ControlTracker,
     failure_message,
 )
+from cutover.adapters.files.delimited import columns as delimited_columns
+from cutover.adapters.files.delimited import to_fixed
 from cutover.adapters.files.layout import Layout, RecordType
 from cutover.adapters.tokenize import mask_pans
 from cutover.domain import CURRENCY_EXPONENTS
@@ -143,9 +145,10 @@ class FileReader:
             kinds = np.where((kinds < 0) & hit, index, kinds)
         return kinds
 
-    def _process(self, lines: pa.Array, first_line: int) -> Iterator[tuple[str, pa.Table]]:
-        numbers = np.arange(first_line, first_line + len(lines), dtype=np.int64)
-        self.report.read += len(lines)
+    def _process(self, raws: pa.Array, first_line: int) -> Iterator[tuple[str, pa.Table]]:
+        numbers = np.arange(first_line, first_line + len(raws), dtype=np.int64)
+        self.report.read += len(raws)
+        lines, skip = self._fixed_form(raws, numbers)
         kinds = self._classify(lines)
         lengths = pc.binary_length(lines).to_numpy(zero_copy_only=False)
         opens = np.zeros(len(lines), np.int64)
@@ -154,26 +157,42 @@ class FileReader:
             opens = (kinds == open_index).astype(np.int64)
         batch_ord = self._batch_ordinal + np.cumsum(opens)
         self._batch_ordinal = int(batch_ord[-1])
-        wrong = lengths != self.layout.record_length
+        wrong = skip | (lengths != self.layout.record_length)
         for i in np.flatnonzero(~wrong & self._non_ascii(lines)):
-            self._reject(lines[i].as_py(), int(numbers[i]), self._kind_name(kinds[i]), None,
+            self._reject(raws[i].as_py(), int(numbers[i]), self._kind_name(kinds[i]), None,
                          f"bytes outside {self.layout.encoding}")
             wrong[i] = True
-        for i in np.flatnonzero(wrong & (lengths != self.layout.record_length)):
-            self._reject(lines[i].as_py(), int(numbers[i]), self._kind_name(kinds[i]), None,
+        for i in np.flatnonzero(wrong & ~skip & (lengths != self.layout.record_length)):
+            self._reject(raws[i].as_py(), int(numbers[i]), self._kind_name(kinds[i]), None,
                          f"wrong length {lengths[i]}, expected {self.layout.record_length}")
         for i in np.flatnonzero(~wrong & (kinds < 0)):
-            self._reject(lines[i].as_py(), int(numbers[i]), None, None, "unknown record type")
+            self._reject(raws[i].as_py(), int(numbers[i]), None, None, "unknown record type")
         for index, record in enumerate(self.layout.records):
             rows = np.flatnonzero(~wrong & (kinds == index))
             if len(rows):
-                table = self._decode(record, lines.take(pa.array(rows)), numbers[rows],
-                                     batch_ord[rows])
+                take = pa.array(rows)
+                table = self._decode(record, lines.take(take), numbers[rows], batch_ord[rows],
+                                     raws.take(take))
                 if table.num_rows:
                     self._tracker.observe(record.name, table)
                     self.report.by_type[record.name] = \
                         self.report.by_type.get(record.name, 0) + table.num_rows
                     yield record.name, table.drop_columns([BATCH_COLUMN])
+
+    def _fixed_form(self, raws: pa.Array, numbers: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+        """The lines in the layout's fixed form, and a mask of those already rejected.
+
+        Fixed-width lines are that form already; delimited ones are padded out column by column,
+        and a line that cannot be (wrong field count, a value too wide) is rejected here.
+        """
+        skip = np.zeros(len(raws), bool)
+        if not self.layout.delimited:
+            return raws, skip
+        lines, failures = to_fixed(self.layout, raws)
+        for i, record_type, field_name, why in failures:
+            self._reject(raws[i].as_py(), int(numbers[i]), record_type, field_name, why)
+            skip[i] = True
+        return lines, skip
 
     def _non_ascii(self, lines: pa.Array) -> np.ndarray:
         """Lines with bytes above 127 in an ASCII layout; one scan of the chunk's bytes."""
@@ -192,17 +211,25 @@ class FileReader:
         return self.layout.records[kind].name if kind >= 0 else None
 
     def _decode(self, record: RecordType, lines: pa.Array, numbers: np.ndarray,
-                batch_ord: np.ndarray) -> pa.Table:
-        """Decode every field of one record type; quarantine rows any field refuses."""
+                batch_ord: np.ndarray, raws: pa.Array) -> pa.Table:
+        """Decode every field of one record type; quarantine rows any field refuses.
+
+        ``raws`` are the lines as the file holds them (they differ from ``lines`` for a
+        delimited file): a reject shows the line the user can find in the file.
+        """
         columns: dict[str, pa.Array] = {}
         reason: list[tuple[np.ndarray, str, str]] = []
+        # A delimited file has no positions a user could look up; it has column numbers.
+        column_of = {f.name: i + 1 for i, f in enumerate(delimited_columns(record))} \
+            if self.layout.delimited else {}
         for spec in record.fields:
             raw = pc.binary_slice(lines, spec.start - 1, spec.stop)
             decoded = decode_field(spec, raw, self.layout.encoding)
             if decoded.values is not None:
                 columns[spec.name] = decoded.values
-            reason.append((decoded.bad, spec.name,
-                           f"{decoded.reason} at positions {spec.start}-{spec.stop}"))
+            where = f"in column {column_of[spec.name]}" if spec.name in column_of else \
+                f"at positions {spec.start}-{spec.stop}"
+            reason.append((decoded.bad, spec.name, f"{decoded.reason} {where}"))
         for spec in record.data_fields:
             if spec.type == "amount":
                 currency = columns[spec.currency_field] if spec.currency_field else \
@@ -214,7 +241,7 @@ class FileReader:
         bad = np.zeros(len(lines), bool)
         for mask, field_name, why in reason:
             for i in np.flatnonzero(mask & ~bad):
-                self._reject(lines[i].as_py(), int(numbers[i]), record.name, field_name, why)
+                self._reject(raws[i].as_py(), int(numbers[i]), record.name, field_name, why)
             bad |= mask
         keep = pa.array(~bad)
         table = pa.table({**columns, "_line": pa.array(numbers, pa.int64()),

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cutover.adapters.files.columns import encode_field
+from cutover.adapters.files.delimited import to_delimited
 from cutover.adapters.files.layout import Layout
 from cutover.errors import BadRecord
 
@@ -44,6 +45,11 @@ def encode_lines(layout: Layout, record_type: str, records: dict | pa.RecordBatc
         column = table[spec.name].combine_chunks() if spec.name in table.column_names else None
         try:
             pieces.append(encode_field(spec, column))
+        except BadRecord as exc:
+            raise BadRecord(f"layout {layout.name} record {record_type}: {exc}") from exc
+    if layout.delimited:
+        try:
+            return to_delimited(layout, record, pieces, rows)
         except BadRecord as exc:
             raise BadRecord(f"layout {layout.name} record {record_type}: {exc}") from exc
     pieces.append(layout.line_ending)

@@ -8,9 +8,12 @@ credit balance negated) and FEE_EXPENSE shown positive (the mirror's debit balan
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import Engine, select
 
@@ -25,6 +28,9 @@ RECONCILED_CLASSES: Final[dict[str, int]] = {MERCHANT_PAYABLE: -1, FEE_EXPENSE: 
 #: Rows read from a balance file at most; a bigger file is not an end-of-day balance file.
 BALANCE_ROWS_MAX: Final = 10_000_000
 DETAIL_RECORD: Final = "detail"
+#: Where `cutover shadow reconcile RUN_DIR --save` leaves its result; the TUI's Ledger screen
+#: reads this name, because a run directory does not hold the legacy file to reconcile itself.
+RECONCILE_FILE: Final = "reconcile.json"
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,42 @@ def read_balance_file(path: Path, layout_name: str = "legacy_balances") -> Balan
     reader.raise_for_controls()
     rejected = getattr(reader.report, "rejected", 0)
     if rejected:
-        raise StoreError(f"{path}: {rejected} balance records could not be read; refusing to"
-                         " reconcile against a partial file")
+        first = reader.report.reject_sample[0]
+        raise StoreError(f"{path}: {rejected} balance records could not be read (first: line"
+                         f" {first['line']}, field {first['field'] or '-'}: {first['reason']});"
+                         " refusing to reconcile against a partial file")
     return figures
+
+
+def reconcile_result(legacy: BalanceMap, mirror: BalanceMap, breaks: list[ReconcileBreak],
+                     legacy_file: Path | str) -> dict[str, Any]:
+    """The JSON object `reconcile --json` prints and `--save` writes (pure).
+
+    ``accounts_compared`` and ``breaks`` are what the TUI shows; ``ok`` and the file name let a
+    reader of a saved result tell which end-of-day file it was checked against.
+    """
+    return {"accounts_compared": len(set(legacy) | set(mirror)),
+            "breaks": [b.as_dict() for b in breaks], "ok": not breaks,
+            "legacy_balances": str(legacy_file)}
+
+
+def save_reconcile(run_dir: Path, result: dict[str, Any]) -> Path:
+    """Write ``result`` to RUN_DIR/reconcile.json atomically and return the path.
+
+    Written through a temporary file and a rename, so the TUI (which may be following the run)
+    reads either the previous result or the new one, never half a file.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise StoreError(f"run directory {run_dir} does not exist; cannot save {RECONCILE_FILE}")
+    target = run_dir / RECONCILE_FILE
+    fd, tmp_name = tempfile.mkstemp(prefix=".reconcile-", suffix=".tmp", dir=run_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,101 @@
+"""The demo's ledger path on the simulated world: replay, apply, legacy EOD file, reconcile.
+
+Synthetic diff tables prove the reconcile arithmetic elsewhere; this proves the mirror agrees
+with the balance file the simulated legacy core itself exports, through the CLI a user runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from cutover.cli import app
+from cutover.errors import exit_code_for
+
+runner = CliRunner()
+MIRROR = "tests.replay_support:mirror_candidate"
+WINDOW_START = "2026-09-03"
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    """Run the CLI in process; (exit code as cutover.cli.main maps it, stdout, error text)."""
+    result = runner.invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        return exit_code_for(result.exception), result.stdout, str(result.exception)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> tuple[Path, Path]:
+    """A generated store replayed from its third day, applied; the core's EOD for that window."""
+    root = tmp_path_factory.mktemp("reconcile-sim")
+    store, run, eod = root / "store", root / "run", root / "eod"
+    assert invoke("sim", "traffic", "--rows", "4000", "--seed", "17", "--out", str(store),
+                  "--days", "5")[0] == 0
+    code, stdout, _ = invoke("replay", str(store), "--out", str(run), "--candidate", MIRROR,
+                             "--since", WINDOW_START, "--quiet", "--json")
+    assert code == 0 and json.loads(stdout)["conservation_ok"] is True
+    assert invoke("shadow", "apply", str(run), "--quiet")[0] == 0
+    code, stdout, _ = invoke("sim", "eod", str(store), "--out", str(eod), "--since",
+                             WINDOW_START, "--json")
+    assert code == 0
+    return run, next(eod.glob("balances_*.txt"))
+
+
+def _details(path: Path) -> pa.Table:
+    from cutover.adapters.files import FileReader, load_layout
+    reader = FileReader(path, load_layout("legacy_balances"))
+    return pa.Table.from_batches([b for kind, b in reader.batches() if kind == "detail"])
+
+
+def test_mirror_of_a_replay_reconciles_with_the_cores_own_file(world):
+    """Zero breaks against the simulated core's balance file, over every account it lists."""
+    run, balances = world
+    code, stdout, _ = invoke("shadow", "reconcile", str(run), "--legacy-balances",
+                             str(balances), "--json")
+    result = json.loads(stdout)
+    accounts = _details(balances).num_rows
+    assert code == 0 and result["breaks"] == [] and accounts > 10
+    assert result["accounts_compared"] == accounts
+
+
+def test_one_altered_balance_line_is_exactly_one_break(world, tmp_path):
+    """One detail changed (trailer kept consistent): exactly that account breaks, exit 1."""
+    from cutover.adapters.files import FileWriter, load_layout
+    run, balances = world
+    details = _details(balances).drop_columns(["_line"])
+    figures = details["balance_minor"].to_pylist()
+    figures[3] += 7
+    altered = details.set_column(2, "balance_minor", pa.array(figures, pa.int64()))
+    path = tmp_path / "balances_altered.txt"
+    with FileWriter(path, load_layout("legacy_balances")) as writer:
+        writer.write("header", {"as_of": dt.date(2026, 9, 5)})
+        writer.write("detail", altered)
+        writer.write("trailer", {"record_count": altered.num_rows,
+                                 "balance_total": sum(figures)})
+    code, stdout, message = invoke("shadow", "reconcile", str(run), "--legacy-balances",
+                                   str(path), "--save")
+    saved = json.loads((run / "reconcile.json").read_text(encoding="utf-8"))
+    assert code == 1 and "1 breaks" in message
+    assert [(b["account"], b["legacy_minor"] - b["mirror_minor"]) for b in saved["breaks"]] == \
+        [(details["account_id"][3].as_py().strip(), 7)]
+
+
+def test_a_hand_edited_line_fails_the_control_total_naming_it(world, tmp_path):
+    """A detail edited without its trailer is refused: exit 1, the balance_total named."""
+    run, balances = world
+    lines = balances.read_bytes().split(b"\n")
+    detail = next(i for i, line in enumerate(lines) if line.startswith(b"D"))
+    # Overpunch keeps the sign in the last digit, so change the digit before it.
+    line = bytearray(lines[detail])
+    line[76] = ord("1") if line[76] != ord("1") else ord("2")
+    lines[detail] = bytes(line)
+    path = tmp_path / "balances_edited.txt"
+    path.write_bytes(b"\n".join(lines))
+    code, _, message = invoke("shadow", "reconcile", str(run), "--legacy-balances", str(path))
+    assert code == 1 and "balance_total" in message and str(path) in message
