@@ -190,3 +190,18 @@ def test_views_import_no_textual():
             "print(any(m.split('.')[0] == 'textual' for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_reason_codes_show_contributions_when_the_explanation_has_them():
+    """A code with a contribution is shown signed to three places with its meaning; plain
+    codes (the decision store keeps codes only) are listed as they are."""
+    from cutover.tui.screens.detail import reasons_text
+    text = reasons_text({"reason_codes": [
+        {"code": "model:cross_border", "contribution": 0.41234,
+         "text": "The card is from a different country than the merchant."},
+        {"code": "rule:score_decline", "text": "rule:score_decline"}, "R_VELOCITY"],
+        "features": {"amount_minor": 100}})
+    assert text.splitlines() == [
+        "reason codes:",
+        "  model:cross_border +0.412: The card is from a different country than the merchant.",
+        "  rule:score_decline", "  R_VELOCITY"]

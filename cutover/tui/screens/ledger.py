@@ -78,7 +78,7 @@ class LedgerScreen(RunScreen):
         if reconcile is None:
             fill(table, [])
             line.update("reconciliation: no result saved; run `cutover shadow reconcile RUN_DIR"
-                        " --legacy-balances FILE --json > RUN_DIR/reconcile.json`")
+                        " --legacy-balances FILE --save`")
             return
         breaks = reconcile.get("breaks") or []
         line.update(f"reconciliation: {len(breaks)} breaks over"

@@ -51,15 +51,22 @@ def read_ledger(url: str | None, run_dir: Path, with_verify: bool = True) -> Led
     from cutover.shadow.ledger.uow import make_engine
     try:
         engine = make_engine(url)
+    except (CutoverError, SQLAlchemyError) as exc:
+        view.error = f"cannot read the ledger: {exc}"
+        return view
+    try:
         if not inspect(engine).has_table("ledger_entries"):
             view.error = "the database holds no shadow ledger"
             return view
         view.balances = class_balances(engine)
         if with_verify:
             view.verify = verify_summary(engine)
-        engine.dispose()
     except (CutoverError, SQLAlchemyError) as exc:
         view.error = f"cannot read the ledger: {exc}"
+    finally:
+        # Disposed on every path, so no pooled connection is closed later by the garbage
+        # collector on the UI thread.
+        engine.dispose()
     return view
 
 
