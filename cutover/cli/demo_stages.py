@@ -243,7 +243,13 @@ def stage_replay(state: DemoState) -> str:
 
 def stage_ledger(state: DemoState) -> str:
     from cutover.shadow.ledger.apply import apply_run, diff_parts, part_rows
-    from cutover.shadow.ledger.reconcile import compare_balances, mirror_balances, read_balance_file
+    from cutover.shadow.ledger.reconcile import (
+        compare_balances,
+        mirror_balances,
+        read_balance_file,
+        reconcile_result,
+        save_reconcile,
+    )
     from cutover.shadow.ledger.uow import default_url, make_engine
     from cutover.shadow.ledger.verify import verify_ledger
 
@@ -260,9 +266,11 @@ def stage_ledger(state: DemoState) -> str:
     summary = apply_run(engine, state.paths.run, on_rows=rows)
     verified = verify_ledger(engine)
     assert state.balances_file is not None
-    breaks = compare_balances(read_balance_file(state.balances_file, "legacy_balances"),
-                              mirror_balances(engine))
+    legacy, mirror = read_balance_file(state.balances_file, "legacy_balances"), mirror_balances(engine)
+    breaks = compare_balances(legacy, mirror)
     engine.dispose()
+    # Saved into the run so the TUI's Ledger screen shows the reconciliation.
+    save_reconcile(state.paths.run, reconcile_result(legacy, mirror, breaks, state.balances_file))
     chain = "chain intact" if verified.ok else "CHAIN BROKEN"
     return (f"{summary.postings:,} postings at {summary.postings_per_s:,.0f}/s; {chain}; "
             f"reconcile: {len(breaks)} breaks")
@@ -333,7 +341,7 @@ def next_commands(paths: DemoPaths, since: dt.datetime | None) -> list[str]:
         f"cutover plan history --db {paths.plan_url}",
         f"cutover explain {run} {example_mismatch(run) or 'TXN_ID'}",
         f"cutover shadow compare {run}",
-        f"cutover shadow reconcile {run} --legacy-balances {paths.eod}/balances_*.txt",
+        f"cutover shadow reconcile {run} --legacy-balances {paths.eod}/balances_*.txt --save",
         f"cutover models list --models {paths.models}",
     ]
     if since is not None:

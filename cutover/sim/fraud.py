@@ -23,7 +23,7 @@ from typing import Final
 
 import numpy as np
 
-from cutover.sim.world import MCC_PROFILES, TAKEOVER_MCCS, TESTING_MCCS, World
+from cutover.sim.world import MCC_PROFILES, TAKEOVER_MCCS, TESTING_MCCS, World, hash_ids
 
 DAY_US: Final = 86_400_000_000
 MINUTE_US: Final = 60_000_000
@@ -76,8 +76,7 @@ def event_count(rng: np.random.Generator, expected: float) -> int:
 
 def _new_ids(rng: np.random.Generator, prefix: str, n: int, width: int) -> np.ndarray:
     """Fresh device or IP hashes nobody in the world has used (different random stream)."""
-    values = rng.integers(0, min(16**width, 2**62), n, dtype=np.int64).tolist()
-    return np.array([f"{prefix}{v:0{width}x}" for v in values], dtype=object)
+    return hash_ids(prefix, rng.integers(0, min(16**width, 2**62), n, dtype=np.int64), width)
 
 
 def _merchants_with(world: World, mccs: tuple[str, ...], country: str | None = None) -> np.ndarray:

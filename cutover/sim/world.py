@@ -136,6 +136,17 @@ class World:
         return {token: i for i, token in enumerate(self.card_token)}
 
 
+
+#: Hex digits 0-9 spelled g-p: a 16-digit all-decimal hash is Luhn-valid one time in ten, and
+#: the importer's PAN scan would rightly quarantine it; simulated ids must never look like cards.
+_NO_DIGITS: Final = str.maketrans("0123456789", "ghijklmnop")
+
+
+def hash_ids(prefix: str, values: np.ndarray, width: int) -> np.ndarray:
+    """Device or IP hashes as the legacy core logs them, spelled without decimal digits."""
+    return np.array([prefix + f"{v:0{width}x}".translate(_NO_DIGITS) for v in values.tolist()],
+                    dtype=object)
+
 def _readonly(**arrays: np.ndarray) -> dict[str, np.ndarray]:
     for array in arrays.values():
         array.setflags(write=False)
@@ -252,10 +263,8 @@ def _build_customers(rng: np.random.Generator, cfg: CoreConfig) -> dict[str, np.
         customer_cum_weight=np.cumsum(activity) / activity.sum(),
         customer_first_card=first_card, customer_cards=cards,
         customer_first_device=first_device, customer_devices=devices,
-        customer_ip=np.array([f"ip_{v:012x}" for v in rng.integers(0, 2**48, CUSTOMERS).tolist()],
-                             dtype=object),
-        device_hash=np.array([f"dev_{v:016x}" for v in
-                              rng.integers(0, 2**62, int(devices.sum())).tolist()], dtype=object),
+        customer_ip=hash_ids("ip_", rng.integers(0, 2**48, CUSTOMERS), 12),
+        device_hash=hash_ids("dev_", rng.integers(0, 2**62, int(devices.sum())), 16),
         card_customer=card_customer, card_country=card_country,
         card_bin=_issue_bins(rng, card_country, cfg),
     )

@@ -62,6 +62,9 @@ def test_demo_runs_every_stage_and_leaves_its_artefacts(two_demos):
     assert sum(counts["by_category"].values()) == counts["in"] and counts["conservation_ok"]
     # The ledger's mirror book reconciles against the core's own end-of-day balances.
     assert "reconcile: 0 breaks" in first.stdout
+    assert json.loads((demo / "run/reconcile.json").read_text())["breaks"] == []
+    # The demo's own end-of-day log is clean: every record imports, none is quarantined.
+    assert re.search(r"authlog: 12,000 imported, 0 quarantined", first.stdout)
     assert "chain intact" in first.stdout
     # The next commands point at this demo's files.
     assert f"cutover tui {demo}/run --plan-db sqlite:///{demo}/plan.db" in first.stdout
