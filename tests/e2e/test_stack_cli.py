@@ -92,3 +92,14 @@ def test_the_cli_and_the_stack_package_do_not_import_xgboost_up_front():
             "sys.exit(1 if 'xgboost' in sys.modules else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_shipped_example_transaction_is_decided(trained):
+    """The README's `decide --txn @fixtures/requests/decide.json` works: a decision and a route."""
+    example = Path(__file__).resolve().parents[2] / "fixtures" / "requests" / "decide.json"
+    code, stdout = invoke("decide", "--models", str(trained["models"]), "--txn", f"@{example}",
+                          "--json")
+    result = json.loads(stdout)
+    assert code == 0 and result["txn_id"] == "EXAMPLE-0001"
+    assert result["decision"] in {"approve", "decline", "review"}
+    assert (result["decision"] == "approve") == bool(result.get("route"))
