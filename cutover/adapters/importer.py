@@ -40,6 +40,9 @@ class ImportCounts:
     duplicates: int = 0
     quarantined: int = 0
     days: dict[str, int] = field(default_factory=dict)
+    #: Legacy response codes the code table does not know, with how many imported rows had
+    #: each: those rows carry reason "unknown_code", and a person must decide what they mean.
+    unknown_codes: dict[str, int] = field(default_factory=dict)
 
     def check(self) -> None:
         """Raise ``InvariantBroken`` unless every record read is counted exactly once."""
@@ -206,6 +209,19 @@ def write_quarantine(store: Path, source: Path, rows: list[dict[str, Any]],
     return target
 
 
+def unknown_code_counts(table: pa.Table) -> dict[str, int]:
+    """Pure: {legacy_code: rows} over the rows whose code the code table did not know."""
+    if "legacy_reason" not in table.column_names or "legacy_code" not in table.column_names:
+        return {}
+    from cutover.adapters.codes import UNKNOWN_REASON
+
+    unknown = table.filter(pc.equal(table["legacy_reason"], UNKNOWN_REASON))
+    if unknown.num_rows == 0:
+        return {}
+    counted = pc.value_counts(pc.fill_null(unknown["legacy_code"], "")).to_pylist()
+    return {str(c["values"]): int(c["counts"]) for c in sorted(counted, key=lambda c: c["values"])}
+
+
 def commit(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, fields: np.ndarray,
            raw: pa.Table | None, source: Path, store: Path,
            extra_bad: list[dict[str, Any]], progress: Callable[[int], None] | None = None,
@@ -228,6 +244,7 @@ def commit(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, fields: np.n
     part = "import-" + file_sha256(source)[:16]
     counts.days = write_day_partitions(imported, store, part) if imported.num_rows else {}
     counts.imported = imported.num_rows
+    counts.unknown_codes = unknown_code_counts(imported)
     counts.duplicates = int(dup.sum())
     counts.quarantined = len(bad_rows) + rejected_elsewhere
     counts.check()

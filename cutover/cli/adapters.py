@@ -142,6 +142,8 @@ def import_(
     for counts in results:
         for name in ("read", "imported", "duplicates", "quarantined"):
             setattr(total, name, getattr(total, name) + getattr(counts, name))
+        for code, rows in counts.unknown_codes.items():
+            total.unknown_codes[code] = total.unknown_codes.get(code, 0) + rows
     total.check()
     if as_json:
         typer.echo(json.dumps({"sources": [c.as_dict() for c in results],
@@ -149,6 +151,13 @@ def import_(
     else:
         typer.echo(f"read {total.read} · imported {total.imported} · duplicates "
                    f"{total.duplicates} · quarantined {total.quarantined}")
+    if total.unknown_codes:
+        shown = ", ".join(f"{code or '(empty)'} x{rows}" for code, rows in
+                          sorted(total.unknown_codes.items()))
+        err.print(f"unknown legacy codes: {shown}; imported with reason unknown_code. Add them "
+                  "to the code table (fixtures/codes/legacy_codes.toml or the mapping's "
+                  "code_table) and re-import into a new store to classify them", highlight=False,
+                  markup=False)
 
 
 def _columns_and_key(mapping: Path | None, kind: str) -> tuple[Any, bytes | None]:

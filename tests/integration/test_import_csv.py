@@ -121,3 +121,22 @@ def test_import_legacy_authlog_batch_file(tmp_path, env):
     copied = pq.read_table(store_files(tmp_path / "b")[0]).sort_by("txn_id")
     for column in ("txn_id", "amount_minor", "legacy_reason", "legacy_fee_minor", "card_token"):
         assert copied[column].to_pylist() == original[column].to_pylist()
+
+
+def test_unknown_legacy_codes_are_imported_counted_and_named(tmp_path, env):
+    """Codes the table does not know: rows kept with reason unknown_code, codes listed per count."""
+    rng = random.Random(5)
+    rows = [_row(i, make_pan(rng), when=f"2026-10-01 10:00:{i:02d}",
+                 code={3: "Z9", 4: "Z9", 7: "Q1"}.get(i, "00")) for i in range(10)]
+    source = tmp_path / "codes.csv"
+    source.write_text(HEADER + "\n" + "\n".join(rows) + "\n")
+    result = CliRunner().invoke(app, ["import", str(source), "--into", str(tmp_path / "store"),
+                                      "--mapping", str(MAPPING), "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    total = json.loads(result.stdout)["total"]
+    assert total["imported"] == 10 and total["unknown_codes"] == {"Q1": 1, "Z9": 2}
+    assert "unknown legacy codes: Q1 x1, Z9 x2" in result.stderr
+    table = pq.read_table(store_files(tmp_path / "store")[0])
+    reasons = dict(zip(table["txn_id"].to_pylist(), table["legacy_reason"].to_pylist(), strict=True))
+    assert [t for t, r in sorted(reasons.items()) if r == "unknown_code"] == ["P00003", "P00004",
+                                                                             "P00007"]
