@@ -9,7 +9,6 @@ Card numbers are tokenised on the way in and never stored.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,11 +21,11 @@ import pyarrow.compute as pc
 
 from cutover.adapters.columns import OUTCOME_DEFAULTS, ColumnMap, amount_to_minor, parse_times
 from cutover.adapters.tokenize import mask_pans, tokenize_pan
+from cutover.digest import file_sha256
 from cutover.domain import CHANNELS, TRAFFIC
 from cutover.errors import ConfigError, InputError, InvariantBroken
 
 QUARANTINE_DIR: Final = "_quarantine"
-HASH_CHUNK_BYTES: Final = 1 << 20
 BIN_DIGITS: Final = 6
 
 
@@ -54,13 +53,6 @@ class ImportCounts:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _reject(reasons: np.ndarray, fields: np.ndarray, bad: np.ndarray, field_name: str,

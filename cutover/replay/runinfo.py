@@ -17,26 +17,18 @@ from pathlib import Path
 from typing import Any, Final
 
 from cutover import __version__
+from cutover.digest import file_sha256
 from cutover.errors import StoreError
 from cutover.replay.checkpoint import write_json_atomic
 from cutover.replay.store import store_files
 
 RUN_FILE: Final = "run.json"
-HASH_CHUNK_BYTES: Final = 1 << 20
 
 
 def utc_now() -> str:
     """Now, ISO 8601 in UTC."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in bounded chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def store_inputs(store: Path) -> list[dict[str, Any]]:
