@@ -15,17 +15,12 @@ from typing import Any, Final, Protocol
 
 import pyarrow as pa
 
+from cutover.domain import TRAFFIC
 from cutover.errors import ConfigError
 
-OUTCOME: Final = pa.schema([
-    pa.field("txn_id", pa.string(), nullable=False),
-    pa.field("legacy_decision", pa.string(), nullable=False),
-    pa.field("legacy_code", pa.string(), nullable=False),
-    pa.field("legacy_reason", pa.string(), nullable=False),
-    pa.field("legacy_route", pa.string()),
-    pa.field("legacy_fee_minor", pa.int64(), nullable=False),
-    pa.field("legacy_latency_ms", pa.int32(), nullable=False),
-])
+#: One legacy outcome: the txn_id and TRAFFIC's legacy_* fields, so the two never drift apart.
+OUTCOME: Final = pa.schema([TRAFFIC.field("txn_id")]
+                           + [f for f in TRAFFIC if f.name.startswith("legacy_")])
 MODES: Final = ("recorded", "soap", "cassette")
 WORKERS_DEFAULT: Final = 4
 

@@ -209,16 +209,21 @@ class PlanMachine:
             raise PlanError("no plan state here: run `cutover plan init PLAN_FILE` first or "
                             "pass the right --db") from exc
 
+    def _next(self, conn: sa.Connection, verb: str) -> tuple[Plan, list[Event], str, Any]:
+        """The plan, its history, the current phase and the next one; refuse past the last."""
+        plan, events = self._read(conn)
+        here = current_phase(events)
+        index = plan.index(here)
+        if index + 1 >= len(plan.phases):
+            raise PlanError(f'phase "{here}" is the last phase; there is nothing to {verb}')
+        return plan, events, here, plan.phases[index + 1]
+
     def approve(self, actor: str, phase: str | None = None) -> Event:
         """Record one person's approval for entering the next phase."""
         actor = _clean(actor, "--as", ACTOR_CHARS_MAX)
         with self.engine.begin() as conn:
-            plan, events = self._read(conn)
-            here = current_phase(events)
-            index = plan.index(here)
-            if index + 1 >= len(plan.phases):
-                raise PlanError(f'phase "{here}" is the last phase; there is nothing to approve')
-            target = plan.phases[index + 1].name
+            plan, events, here, next_phase = self._next(conn, "approve")
+            target = next_phase.name
             if phase is not None and phase != target:
                 plan.phase(phase)
                 raise PlanError(f'can only approve the next phase "{target}" (current "{here}"),'
@@ -234,12 +239,7 @@ class PlanMachine:
         """
         actor = _clean(actor, "--as", ACTOR_CHARS_MAX)
         with self.engine.begin() as conn:
-            plan, events = self._read(conn)
-            here = current_phase(events)
-            index = plan.index(here)
-            if index + 1 >= len(plan.phases):
-                raise PlanError(f'phase "{here}" is the last phase; there is nothing to advance to')
-            target = plan.phases[index + 1]
+            plan, events, here, target = self._next(conn, "advance to")
             gate = evaluate(report, target.gate, confidence, phase=target.name, source=source)
             found = blockers(plan, events, self.clock(), gate)
             action = "advance_refused" if found else "advance"

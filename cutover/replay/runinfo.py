@@ -58,15 +58,20 @@ def new_run(run_dir: Path, settings: dict[str, Any], inputs: list[dict[str, Any]
             "timings_s": {}, "engine": "local"}
 
 
-def read_run(run_dir: Path) -> dict[str, Any]:
-    """The run's run.json; StoreError when missing or unreadable."""
-    path = Path(run_dir) / RUN_FILE
+def read_run_json(run_dir: Path, name: str) -> dict[str, Any]:
+    """One JSON file of a run directory; StoreError naming it when missing or unreadable."""
+    path = Path(run_dir) / name
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise StoreError(f"{run_dir} has no {RUN_FILE}: not a replay run directory") from None
+        raise StoreError(f"{run_dir} has no {name}: not a replay run directory") from None
     except (OSError, ValueError) as exc:
-        raise StoreError(f"{path}: unreadable run file: {exc}") from exc
+        raise StoreError(f"{path}: unreadable: {exc}") from exc
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    """The run's run.json; StoreError when missing or unreadable."""
+    return read_run_json(run_dir, RUN_FILE)
 
 
 def write_run(run_dir: Path, run: dict[str, Any]) -> None:

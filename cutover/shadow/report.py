@@ -18,7 +18,6 @@ are counted again here from the diffs: conservation is judged on those two paths
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -228,15 +227,6 @@ def diff_parts(run_dir: Path) -> list[Path]:
     return sorted(folder.glob("part-*.parquet"))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StoreError(f"{path.parent} has no {path.name}: not a replay run directory") from None
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"{path}: unreadable: {exc}") from exc
-
-
 class ReportState:
     """The report's running state: diff totals and the replayed rows' drift stats.
 
@@ -339,8 +329,10 @@ def build_report(run_dir: Path) -> dict[str, Any]:
     """The report.json content of ``run_dir``, recomputed from its files."""
     from cutover.shadow.drift import scan_reference
     run_dir = Path(run_dir)
-    run = _read_json(run_dir / "run.json")
-    checkpoint = _read_json(run_dir / "checkpoint.json")
+    from cutover.replay.runinfo import read_run_json
+
+    run = read_run_json(run_dir, "run.json")
+    checkpoint = read_run_json(run_dir, "checkpoint.json")
     state = fold_run(run_dir, run)
     store_there = bool(run.get("store")) and bool(_store_files(run))
     reference = scan_reference(state.drift.plan) if store_there else None
