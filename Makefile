@@ -33,9 +33,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check cutover tests bench
 
 bench: $(STAMP)
+	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/decide.py
+	$(BIN)/python bench/files.py
+	$(BIN)/python bench/soap.py
 
 clean:
 	rm -rf $(VENV) demo runs data
