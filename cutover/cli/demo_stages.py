@@ -393,14 +393,26 @@ def run_demo(root: Path, *, size: int, seed: int, force: bool) -> None:
                 state.stages.append(Stage(name, result, time.perf_counter() - t0))
         finally:
             progress.stop()
-            if state.gate_result is not None:
-                from cutover.migrate.outputs import checks_table
-
-                out.print(checks_table(state.gate_result))
+            _print_evidence(state)
             _print_summary(state, time.perf_counter() - started)
     out.print("\nNext, try:")
     for command in next_commands(paths, state.replay_start):
         out.print(f"  {command}", soft_wrap=True)
+
+
+def _print_evidence(state: DemoState) -> None:
+    """The replay report's summary and the gate's checks, when those stages ran."""
+    import json
+
+    from cutover.cli.migrate import checks_table
+    from cutover.cli.replay import report_tables
+
+    report_path = state.paths.run / "report.json"
+    if report_path.is_file():
+        for table in report_tables(json.loads(report_path.read_text(encoding="utf-8"))):
+            out.print(table)
+    if state.gate_result is not None:
+        out.print(checks_table(state.gate_result))
 
 
 def _print_summary(state: DemoState, seconds: float) -> None:

@@ -62,9 +62,18 @@ def _read_report(path: Path) -> tuple[dict[str, Any], str]:
 
 
 def _print_checks(result: Any) -> None:
-    from cutover.migrate.outputs import checks_table
-
     out.print(checks_table(result))
+
+
+def checks_table(result: Any) -> Table:
+    """The gate's checks as a table, for `cutover gate` and the demo's summary."""
+    table = Table(title=f"gate {result.phase}: {'PASSED' if result.passed else 'FAILED'}")
+    for column in ("check", "observed", "upper bound", "threshold", "result"):
+        table.add_column(column)
+    for c in result.checks:
+        table.add_row(c.name, c.observed, c.bound, c.threshold,
+                      "[green]pass[/]" if c.passed else "[bold red]FAIL[/]")
+    return table
 
 
 def gate(

@@ -192,12 +192,18 @@ def report_cmd(
     counts = report["counts"]
     verdict = "holds" if counts["conservation_ok"] else "BROKEN"
     out.print(f"conservation {verdict}: {counts['in']:,} in; report: {run_dir / 'report.md'}")
-    out.print(_category_table(counts["by_category"], counts["in"]))
+    for table in report_tables(report):
+        out.print(table)
+
+
+def report_tables(report: dict[str, Any]) -> list[Table]:
+    """The report summary people read first: categories, then rates with their intervals."""
+    counts = report["counts"]
     rates = Table("category", "k (not expected)", "rate", "95% interval", title="rates")
     for category, r in report["rates"].items():
         rates.add_row(category, f"{r['k']:,}", f"{100 * r['rate']:.3f}%",
                       f"{100 * r['lo']:.3f}% – {100 * r['hi']:.3f}%")
-    out.print(rates)
+    return [_category_table(counts["by_category"], counts["in"]), rates]
 
 
 def explain_cmd(

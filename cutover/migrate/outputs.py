@@ -1,4 +1,4 @@
-"""Gate results as files CI understands (JUnit XML, Markdown) and as a terminal table.
+"""Gate results as files CI understands: JUnit XML (one testcase per check) and Markdown.
 
 CI systems render JUnit natively and a Markdown table reads well as a pull-request comment, so
 the same GateResult feeds both. Writing only: XML is built with ElementTree, never parsed here.
@@ -7,8 +7,6 @@ the same GateResult feeds both. Writing only: XML is built with ElementTree, nev
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET  # noqa: S405 - we only write XML here, we never parse it
-
-from rich.table import Table
 
 from cutover.migrate.gate import GateResult
 
@@ -51,13 +49,3 @@ def markdown(result: GateResult) -> str:
         lines += ["", "Failed:", *failures]
     return "\n".join(lines) + "\n"
 
-
-def checks_table(result: GateResult) -> Table:
-    """The checks as a rich table, for `cutover gate` and the demo's summary."""
-    table = Table(title=f"gate {result.phase}: {'PASSED' if result.passed else 'FAILED'}")
-    for column in ("check", "observed", "upper bound", "threshold", "result"):
-        table.add_column(column)
-    for c in result.checks:
-        table.add_row(c.name, c.observed, c.bound, c.threshold,
-                      "[green]pass[/]" if c.passed else "[bold red]FAIL[/]")
-    return table
