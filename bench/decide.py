@@ -2,7 +2,8 @@
 
 Generates a simulated traffic store (or reuses --store), trains a model on it (or reuses
 --models), then RUNS times: a fresh stack decides the whole store batch by batch the way replay
-feeds it (labels of each batch first, then decide_batch), timed around decide_batch only.
+feeds it (labels and gateway outcomes of each batch first, then decide_batch), timed around
+decide_batch only.
 Single decisions are timed one by one over a sample, after the online state has seen the rows
 before it. Exact (TreeSHAP) and approximate contributions are timed per row on a sample.
 
@@ -48,13 +49,21 @@ def _labels(batch: pa.RecordBatch) -> pa.RecordBatch:
     return batch.select(["txn_id", "merchant_id", "label_ts", "is_fraud"])
 
 
+def _observe(stack, batch: pa.RecordBatch) -> None:
+    """What replay passes before a batch: its labels and its recorded gateway outcomes."""
+    stack.observe_labels(_labels(batch))
+    stack.observe_outcomes(pa.RecordBatch.from_arrays(
+        [batch.column("ts"), batch.column("legacy_route"), batch.column("gateway_ok")],
+        names=["ts", "gateway", "gateway_ok"]))
+
+
 def batch_run(store: Path, models: Path) -> dict[str, float]:
     """One pass over the store through a fresh stack; seconds inside decide_batch."""
     stack = default_stack(models)
     rows, decide_s, decide_cpu_s, labels_s = 0, 0.0, 0.0, 0.0
     for batch in iter_batches(store):
         start = time.perf_counter()
-        stack.observe_labels(_labels(batch))
+        _observe(stack, batch)
         labels_s += time.perf_counter() - start
         request = _request(batch)
         start, start_cpu = time.perf_counter(), time.process_time()
@@ -70,7 +79,7 @@ def single_run(store: Path, models: Path, n: int) -> list[float]:
     stack = default_stack(models)
     times: list[float] = []
     for batch in iter_batches(store, batch_rows=min(n, 65_536)):
-        stack.observe_labels(_labels(batch))
+        _observe(stack, batch)
         for txn in _request(batch).to_pylist():
             start = time.perf_counter()
             stack.decide(txn)

@@ -143,3 +143,18 @@ def write_store(table: pa.Table, root: Path) -> Path:
 
     write_day_partitions(table, root, "part-00000")
     return root
+
+
+def outcomes_of(table: pa.Table, down: tuple[str, int, int] | None = None) -> pa.Table:
+    """The gateway outcomes replay passes to observe_outcomes; ``down = (gateway, from_us,
+    until_us)`` fails every payment routed there in that window, like a simulated outage."""
+    import pyarrow.compute as pc
+
+    ok = table["gateway_ok"]
+    if down is not None:
+        gateway, lo, hi = down
+        ts = table["ts"].cast(pa.int64())
+        inside = pc.and_(pc.equal(table["legacy_route"], gateway),
+                         pc.and_(pc.greater_equal(ts, lo), pc.less(ts, hi)))
+        ok = pc.if_else(inside, False, ok)
+    return pa.table({"ts": table["ts"], "gateway": table["legacy_route"], "gateway_ok": ok})

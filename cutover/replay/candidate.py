@@ -3,8 +3,11 @@
 The candidate sees the request columns only: the legacy outcome and the labels are stripped,
 so it cannot peek at the answer. Labels reach it separately through ``observe_labels`` (when it
 has one) before each batch, and it is the stack's job to use a label only once
-``label_ts <= ts``. A candidate that raises for a batch does not stop the replay: the batch's
-rows become ``candidate_error`` with the exception as the reason.
+``label_ts <= ts``. Recorded gateway outcomes (``gateway_ok`` of the gateway the payment went
+to) reach it the same way through ``observe_outcomes`` (columns ``ts, gateway, gateway_ok``),
+and the stack uses one only once it is settled, after its ``ts``. A candidate that raises for
+a batch does not stop the replay: the batch's rows become ``candidate_error`` with the
+exception as the reason.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from cutover.errors import ConfigError
 DEFAULT_CANDIDATE: Final = "cutover.stack:default_stack"
 LABEL_COLUMNS: Final = ("is_fraud", "chargeback", "label_ts", "gateway_ok")
 #: The columns ``observe_labels`` receives.
-OBSERVED_LABELS: Final = ("txn_id", "merchant_id", "label_ts", "is_fraud")
+LABELS_FOR_STACK: Final = ("txn_id", "merchant_id", "label_ts", "is_fraud")
+#: What replay keeps of a row for the candidate's later knowledge: its label and its gateway
+#: outcome. Warm-up and resume carry these columns, so outcomes follow labels everywhere.
+OBSERVED_LABELS: Final = (*LABELS_FOR_STACK, "ts", "legacy_route", "gateway_ok")
 #: What a candidate may see: TRAFFIC without the legacy outcome and the labels.
 REQUEST_COLUMNS: Final = tuple(n for n in TRAFFIC.names
                                if not n.startswith("legacy_") and n not in LABEL_COLUMNS)
@@ -70,9 +76,18 @@ def request_columns(table: pa.Table) -> pa.Table:
 
 
 def label_rows(table: pa.Table) -> pa.Table:
-    """The labelled rows' ``OBSERVED_LABELS`` columns (rows without a label_ts carry none)."""
+    """``OBSERVED_LABELS`` of the rows with a label (a label_ts) or a gateway outcome."""
     labels = table.select(list(OBSERVED_LABELS))
-    return labels.filter(pc.is_valid(labels["label_ts"]))
+    return labels.filter(pc.or_(pc.is_valid(labels["label_ts"]),
+                                pc.is_valid(labels["gateway_ok"])))
+
+
+def outcome_rows(labels: pa.Table) -> pa.Table:
+    """The gateway outcomes among ``label_rows``, as ``observe_outcomes`` receives them."""
+    known = pc.and_(pc.is_valid(labels["gateway_ok"]), pc.is_valid(labels["legacy_route"]))
+    rows = labels.filter(known)
+    return pa.table({"ts": rows["ts"], "gateway": rows["legacy_route"],
+                     "gateway_ok": rows["gateway_ok"]})
 
 
 def error_text(exc: BaseException) -> str:
@@ -96,6 +111,8 @@ class CandidateSide:
     def __init__(self, stack: Any) -> None:
         self.stack = stack
         self._observe: Callable[[pa.Table], Any] | None = getattr(stack, "observe_labels", None)
+        self._outcomes: Callable[[pa.Table], Any] | None = getattr(stack, "observe_outcomes",
+                                                                    None)
         self._warm: Callable[[pa.RecordBatch], Any] | None = getattr(stack, "warm", None)
 
     @property
@@ -120,12 +137,17 @@ class CandidateSide:
         return {"store": str(card["store"]), "from": str(window["from"]), "until": str(until)}
 
     def observe_labels(self, table: pa.Table) -> None:
-        """Pass the labelled rows of ``table`` (any table with OBSERVED_LABELS) to the stack."""
-        if self._observe is None or table.num_rows == 0:
+        """Pass the labels and gateway outcomes of ``table`` (any table with OBSERVED_LABELS)
+        to the stack, each through its own method when the stack has it."""
+        if (self._observe is None and self._outcomes is None) or table.num_rows == 0:
             return
-        labels = label_rows(table)
-        if labels.num_rows:
+        rows = label_rows(table)
+        labels = rows.filter(pc.is_valid(rows["label_ts"])).select(list(LABELS_FOR_STACK))
+        if self._observe is not None and labels.num_rows:
             self._observe(labels)
+        outcomes = outcome_rows(rows)
+        if self._outcomes is not None and outcomes.num_rows:
+            self._outcomes(outcomes)
 
     def warm(self, table: pa.Table) -> None:
         """Feed earlier rows to the stack's rolling state, if it keeps one."""

@@ -23,8 +23,9 @@ from cutover.replay.filters import Narrowing
 from cutover.replay.store import day_folders, read_day
 
 #: How far before the first decided row the candidate's rolling state is warmed: the stack's
-#: longest look-back (24 h) plus an hour of margin, so no window starts short.
-WARM_LOOKBACK: Final = timedelta(hours=25)
+#: longest look-back (7 days, cutover.stack.features.HISTORY_US) plus an hour of margin, so no
+#: window starts short and a resumed replay decides exactly like an unbroken one.
+WARM_LOOKBACK: Final = timedelta(days=7, hours=1)
 READ_BATCH_ROWS_MAX: Final = 65_536
 
 

@@ -1,8 +1,9 @@
 """The reference candidate stack: features -> XGBoost score -> rules gate -> routing -> retries.
 
 ``DefaultStack`` implements the candidate port (docs/contracts.md): ``decide_batch`` for
-replay, ``decide`` for one online decision, plus ``warm`` and ``observe_labels`` so the
-look-back state holds what a production system would know at each moment. Both paths end in
+replay, ``decide`` for one online decision, plus ``warm``, ``observe_labels`` and
+``observe_outcomes`` (gateway outcomes, for routing's health check) so the look-back state
+holds what a production system would know at each moment. Both paths end in
 the same ``_decide_rows``: a single decision is a batch of one whose features come from the
 online state, so the two cannot drift apart.
 
@@ -23,6 +24,13 @@ from cutover.domain import DECISION
 from cutover.errors import ConfigError, InputError
 from cutover.stack import registry
 from cutover.stack.features import CARD_N_1H, FEATURES, INPUT_COLUMNS, FeatureState
+from cutover.stack.health import (
+    OUTCOME_COLUMNS,
+    GatewayHealth,
+    OnlineHealth,
+    load_health,
+    outcome_arrays,
+)
 from cutover.stack.online import OnlineFeatures, ts_us_of
 from cutover.stack.reasons import METHOD_DEFAULT, top_features
 from cutover.stack.retries import retry_plan_one, retry_plans
@@ -34,6 +42,8 @@ from cutover.stack.rules import Rules, apply_rules, load_rules, rule_one
 #: busy (the OpenMP hand-off waits for it), which is the normal case in a replay.
 NTHREAD_PREDICT: Final = 1
 LABEL_COLUMNS: Final = ("merchant_id", "label_ts", "is_fraud")
+#: The reason code of a row whose best gateway was skipped for health (then the gateway name).
+SKIPPED_UNHEALTHY: Final = "route:skipped_unhealthy"
 
 
 class DefaultStack:
@@ -48,6 +58,9 @@ class DefaultStack:
         self.success = success
         self.rules = rules
         self.gateways = load_gateways(gateways_path)
+        health = load_health()
+        self.health = GatewayHealth(health)
+        self.online_health = OnlineHealth(health)
         thresholds = card.get("metrics", {}).get("thresholds", {})
         self.review_at = float(thresholds.get("review_at", rules.review_at))
         self.decline_at = float(thresholds.get("decline_at", rules.decline_at))
@@ -57,6 +70,8 @@ class DefaultStack:
         # Labels reach the online state only when decide() is first used: a replay that only
         # calls decide_batch never pays for a per-label Python loop.
         self._online_labels: list[tuple[pa.Array, pa.Array, pa.Array]] = []
+        self._online_outcomes: list[pa.Table | pa.RecordBatch] = []
+        self._batch_used = False
 
     # -- the port ------------------------------------------------------------------------------
 
@@ -79,6 +94,23 @@ class DefaultStack:
                     self.online.observe_label(m, t, f)
         self._online_labels.clear()
 
+    def observe_outcomes(self, outcomes: pa.Table | pa.RecordBatch) -> None:
+        """Remember gateway outcomes (ts, gateway, gateway_ok); each counts from ts + settle delay."""
+        self.health.observe(outcomes)
+        # A stack that already decides in batches never turns online (module docstring), so
+        # it does not hold every outcome of a long replay for a flush that will not come.
+        if not self._batch_used:
+            self._online_outcomes.append(outcomes.select(list(OUTCOME_COLUMNS)))
+
+    def _flush_online(self) -> None:
+        if self._online_labels:
+            self._flush_online_labels()
+        for outcomes in self._online_outcomes:
+            names, idx, ts_us, ok = outcome_arrays(outcomes)
+            for code, t, flag in zip(idx.tolist(), ts_us.tolist(), ok.tolist(), strict=True):
+                self.online_health.add(names[code], t, flag)
+        self._online_outcomes.clear()
+
     def warm(self, batch: pa.RecordBatch | pa.Table) -> None:
         """Fill the look-back state with earlier traffic; no decisions."""
         self.state.warm(batch)
@@ -86,6 +118,8 @@ class DefaultStack:
     def decide_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Decisions (DECISION schema) for a time-ordered batch, in the same row order."""
         start = time.perf_counter_ns()
+        self._batch_used = True
+        self._online_outcomes.clear()
         X = self.state.features(batch)
         out = self._decide_rows(batch, X)
         n = batch.num_rows
@@ -95,8 +129,7 @@ class DefaultStack:
 
     def online_features(self, txn: dict[str, Any]) -> list[float]:
         """The features decide() would use for ``txn`` (advances the online state, like decide)."""
-        if self._online_labels:
-            self._flush_online_labels()
+        self._flush_online()
         row = {c: txn.get(c) for c in INPUT_COLUMNS}
         row["ts"] = ts_us_of(txn.get("ts"))
         return self.online.features(row)
@@ -107,21 +140,24 @@ class DefaultStack:
         Scalar twins of the batch steps (same arithmetic, checked row by row in the tests):
         a batch of one through Arrow would cost more than the 2 ms budget.
         """
-        if self._online_labels:
-            self._flush_online_labels()
+        self._flush_online()
         start = time.perf_counter_ns()
         row = {c: txn.get(c) for c in INPUT_COLUMNS}
         row["ts"] = ts_us_of(txn.get("ts"))
         X = np.asarray([self.online.features(row)], dtype=np.float32)
         score = float(self.booster.inplace_predict(X)[0])
-        route, fee, p_success, alt = choose_route_one(self.gateways, self.success, row["card_country"],
-                                                      row["currency"], row["amount_minor"], row["ts"])
+        skip = self.online_health.skipped(self.gateways.names, row["ts"])
+        route, fee, p_success, alt, skipped = choose_route_one(
+            self.gateways, self.success, row["card_country"], row["currency"],
+            row["amount_minor"], row["ts"], skip)
         decision, rule = rule_one(self.rules, row, float(X[0, CARD_N_1H]), route is not None, score,
                                   self.review_at, self.decline_at)
         reasons: list[str] = []
         if decision != "approve":
             contribs = self.contributions(X)
             reasons = [f"rule:{rule}", *top_features(contribs, FEATURES)[0]]
+        if skipped is not None:
+            reasons.append(f"{SKIPPED_UNHEALTHY}:{skipped}")
         return {"txn_id": row["txn_id"], "decision": decision, "reason_codes": reasons,
                 "score": score, "route": route, "fee_minor": fee if decision == "approve" else 0,
                 "p_success": None if p_success != p_success else p_success,  # NaN: no route
@@ -140,14 +176,15 @@ class DefaultStack:
         score = self.booster.inplace_predict(X).astype(np.float64) if n else np.zeros(0)
         ts = batch.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
         amount = batch.column("amount_minor").to_numpy(zero_copy_only=False)
+        skip = self.health.skip_matrix(self.gateways.names, ts)
         routes = choose_routes(self.gateways, self.success, _array(batch.column("card_country")),
-                               _array(batch.column("currency")), amount, ts)
+                               _array(batch.column("currency")), amount, ts, skip)
         decision, rule = apply_rules(self.rules, batch, X[:, CARD_N_1H], routes.route != None,  # noqa: E711
                                      score, self.review_at, self.decline_at)
         return {
             "txn_id": _array(batch.column("txn_id")),
             "decision": _strings(decision),
-            "reason_codes": self._reasons(X, decision, rule),
+            "reason_codes": self._reasons(X, decision, rule, routes.skipped),
             "score": score,
             "route": _strings(routes.route),
             "fee_minor": np.where(decision == "approve", routes.fee_minor, 0).astype(np.int64),
@@ -157,17 +194,28 @@ class DefaultStack:
             "model_version": pa.repeat(pa.scalar(self.model_version, pa.string()), n),
         }
 
-    def _reasons(self, X: np.ndarray, decision: np.ndarray, rule: np.ndarray) -> pa.ListArray:
-        """Rule reason then top model features, for declines and reviews only."""
-        flagged = np.flatnonzero(decision != "approve")
+    def _reasons(self, X: np.ndarray, decision: np.ndarray, rule: np.ndarray,
+                 skipped: np.ndarray | None) -> pa.ListArray:
+        """Rule reason then top model features for declines and reviews; then, on any row
+        whose best gateway was skipped for health, the route code (last, so the canonical
+        reason of a decline stays its rule)."""
+        flagged = decision != "approve"
+        noted = flagged if skipped is None else flagged | (skipped != None)  # noqa: E711
+        rows = np.flatnonzero(noted)
         lengths = np.zeros(len(X), np.int32)
         values: list[str] = []
-        if len(flagged):
-            contribs = self.contributions(X[flagged])
-            for i, feats in zip(flagged, top_features(contribs, FEATURES), strict=True):
-                values.append(f"rule:{rule[i]}")
-                values.extend(feats)
-                lengths[i] = 1 + len(feats)
+        if len(rows) == 0:
+            return pa.ListArray.from_arrays(pa.array(np.zeros(len(X) + 1, np.int32)),
+                                            pa.array([], pa.string()))
+        explained = np.flatnonzero(flagged)
+        feats = dict(zip(explained.tolist(), top_features(self.contributions(X[explained]), FEATURES),
+                         strict=True)) if len(explained) else {}
+        for i in rows.tolist():
+            codes = [f"rule:{rule[i]}", *feats[i]] if flagged[i] else []
+            if skipped is not None and skipped[i] is not None:
+                codes.append(f"{SKIPPED_UNHEALTHY}:{skipped[i]}")
+            values.extend(codes)
+            lengths[i] = len(codes)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
         return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.string()))
 

@@ -88,11 +88,11 @@ def evaluate(store: Path, registry: Path, since: datetime, until: datetime,
         if ts[0] >= until_us:
             break
         if ts[-1] < since_us - HISTORY_US:
-            stack.observe_labels(batch.select(["txn_id", "merchant_id", "label_ts", "is_fraud"]))
+            _observe(stack, batch)
             continue
         batch = batch.filter(pa.array(ts < until_us))
         ts = ts[ts < until_us]
-        stack.observe_labels(batch.select(["txn_id", "merchant_id", "label_ts", "is_fraud"]))
+        _observe(stack, batch)
         early = ts < since_us
         if early.any():
             stack.warm(_request(batch.filter(pa.array(early))))
@@ -101,6 +101,15 @@ def evaluate(store: Path, registry: Path, since: datetime, until: datetime,
     if acc["stack"]["rows"] == 0:
         raise InputError(f"evaluate: store {store} has no rows in [{since}, {until})")
     return _summary(acc, stack, since, until)
+
+
+def _observe(stack: Any, batch: pa.RecordBatch) -> None:
+    """What replay feeds a stack before it decides: labels, and gateway outcomes if it reads them."""
+    stack.observe_labels(batch.select(["txn_id", "merchant_id", "label_ts", "is_fraud"]))
+    if hasattr(stack, "observe_outcomes"):
+        stack.observe_outcomes(pa.RecordBatch.from_arrays(
+            [batch.column("ts"), batch.column("legacy_route"), batch.column("gateway_ok")],
+            names=["ts", "gateway", "gateway_ok"]))
 
 
 def _one_batch(stack: Any, batch: pa.RecordBatch, acc: dict[str, Any]) -> None:

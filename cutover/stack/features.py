@@ -8,7 +8,7 @@ two paths share every constant and the exact arithmetic below:
 - log amounts are held as integer micro-units (``log_amount_q``), so window sums are exact
   integer sums whatever the order of additions or the batch boundaries;
 - a look-back uses earlier rows only (in store order: ``ts`` then ``txn_id``), inclusive of a
-  row exactly one window old, and never more than ``HISTORY_US`` back;
+  row exactly one window old, and never more than ``HISTORY_US`` (7 days) back;
 - a label counts for a transaction at ``t`` only once ``label_ts <= t`` (``cutover.stack.labels``).
 """
 
@@ -29,8 +29,13 @@ US_PER_S: Final = 1_000_000
 WINDOW_10M_US: Final = 600 * US_PER_S
 WINDOW_1H_US: Final = 3_600 * US_PER_S
 WINDOW_24H_US: Final = 86_400 * US_PER_S
-#: The longest look-back; state older than this is dropped, which bounds memory.
-HISTORY_US: Final = WINDOW_24H_US
+WINDOW_7D_US: Final = 7 * WINDOW_24H_US
+#: The longest look-back; state older than this is dropped, which bounds memory (7 days of
+#: rows: at the simulated 5,000 rows a day, 35,000 rows of seven short columns).
+HISTORY_US: Final = WINDOW_7D_US
+#: Time since a card's previous payment reads at most this (also when there was none), so a
+#: card idle for two days and one never seen look alike: what matters is "not recently".
+GAP_CAP_US: Final = WINDOW_24H_US
 #: Distinct merchants / countries of a card count over at most this many of its latest earlier
 #: payments in 24 h: bounded work per row on both paths, and a card-testing burst saturates it.
 DISTINCT_LAST_N: Final = 16
@@ -45,6 +50,10 @@ FEATURES: Final = (
     "card_merchants_24h", "card_countries_24h",
     "cust_n_24h", "cust_amount_dev", "cust_new_device", "merchant_n_1h", "merchant_fraud_rate",
     "mcc_code",
+    # Longer and wider look-backs: a card or customer against its own week, a device shared by
+    # many cards (one fraudster, many stolen cards), a merchant's money flow, not just count.
+    "card_n_7d", "card_logsum_7d", "cust_n_7d", "cust_logsum_7d",
+    "device_n_24h", "device_logsum_24h", "merchant_logsum_1h", "merchant_logsum_24h",
 )
 CARD_N_1H: Final = FEATURES.index("card_n_1h")
 #: Columns of a transaction the stack reads (a subset of TRAFFIC without legacy or labels);
@@ -57,7 +66,8 @@ MCC_UNKNOWN: Final = -1
 #: Columns of earlier transactions kept between batches (``lam_q`` is the log amount).
 HISTORY_SCHEMA: Final = pa.schema([("ts", pa.int64()), ("card", pa.string()), ("cust", pa.string()),
                                    ("pair", pa.string()), ("merch", pa.string()),
-                                   ("mcountry", pa.string()), ("lam_q", pa.int64())])
+                                   ("mcountry", pa.string()), ("dev", pa.string()),
+                                   ("lam_q", pa.int64())])
 
 _EXP_KEYS: Final = list(CURRENCY_EXPONENTS)
 _EXP_VALUES: Final = np.array([CURRENCY_EXPONENTS[c] for c in _EXP_KEYS] + [DEFAULT_EXPONENT],
@@ -111,8 +121,8 @@ def window_stats(codes: np.ndarray, ts_us: np.ndarray, values: np.ndarray,
 
     Rows must be in time order; "earlier" is input order, and a row exactly ``w`` old counts.
     Returns, in input order, ``n_<w>`` and ``sum_<w>`` per window and ``gap_us``: the time
-    since the entity's previous row, ``HISTORY_US`` when there is none, capped at
-    ``HISTORY_US`` so the value cannot depend on how much history a batch carried.
+    since the entity's previous row, ``GAP_CAP_US`` when there is none, capped at
+    ``GAP_CAP_US`` so the value cannot depend on how much history a batch carried.
     For each array in ``distinct`` (codes of another column), ``distinct_<k>`` counts the
     distinct values among the entity's last ``DISTINCT_LAST_N`` earlier rows in 24 h.
     """
@@ -140,9 +150,9 @@ def window_stats(codes: np.ndarray, ts_us: np.ndarray, values: np.ndarray,
         res_n[order] = pos - start
         res_s[order] = cs[pos] - cs[start]
         out[f"n_{w}"], out[f"sum_{w}"] = res_n, res_s
-    gap_sorted = np.full(n, HISTORY_US, dtype=np.int64)
+    gap_sorted = np.full(n, GAP_CAP_US, dtype=np.int64)
     same = sc[1:] == sc[:-1]
-    gap_sorted[1:][same] = np.minimum(st[1:][same] - st[:-1][same], HISTORY_US)
+    gap_sorted[1:][same] = np.minimum(st[1:][same] - st[:-1][same], GAP_CAP_US)
     gap = np.empty(n, np.int64)
     gap[order] = gap_sorted
     out["gap_us"] = gap
@@ -225,7 +235,7 @@ def _batch_columns(batch: pa.Table | pa.RecordBatch) -> dict[str, pa.Array]:
 
 
 class FeatureState:
-    """The rolling state of the batch path: 24 h of earlier rows and the labels seen so far.
+    """The rolling state of the batch path: 7 days of earlier rows and the labels seen so far.
 
     ``features`` must be called with batches in time order; it computes each row's features
     from earlier rows only, then adds the batch to the history and drops what has aged out, so
@@ -270,17 +280,23 @@ class FeatureState:
         h = self.history
         h_ts = h["ts"].to_numpy()
         card = _entity_stats(h, h_ts, "card", cols["card_token"], ts, lam,
-                             (WINDOW_10M_US, WINDOW_1H_US, WINDOW_24H_US),
+                             (WINDOW_10M_US, WINDOW_1H_US, WINDOW_24H_US, WINDOW_7D_US),
                              (("merch", cols["merchant_id"]), ("mcountry", cols["merchant_country"])))
-        cust = _entity_stats(h, h_ts, "cust", cols["customer_id"], ts, lam, (WINDOW_24H_US,))
+        cust = _entity_stats(h, h_ts, "cust", cols["customer_id"], ts, lam,
+                             (WINDOW_24H_US, WINDOW_7D_US))
         dev = _entity_stats(h, h_ts, "pair", pair, ts, lam, (WINDOW_24H_US,))
-        merch = _entity_stats(h, h_ts, "merch", cols["merchant_id"], ts, lam, (WINDOW_1H_US,))
+        device = _entity_stats(h, h_ts, "dev", cols["device_hash"], ts, lam, (WINDOW_24H_US,))
+        merch = _entity_stats(h, h_ts, "merch", cols["merchant_id"], ts, lam,
+                              (WINDOW_1H_US, WINDOW_24H_US))
         cust_n, cust_s = cust[f"n_{WINDOW_24H_US}"], cust[f"sum_{WINDOW_24H_US}"]
         # (lam * n - sum) / (n * scale): one rounding, the same in the online path.
         dev_num = (lam * cust_n - cust_s).astype(np.float64)
         amount_dev = np.divide(dev_num, cust_n * float(LOG_SCALE), out=np.zeros(len(ts)),
                                where=cust_n > 0)
         has_dev = pc.is_valid(cols["device_hash"]).to_numpy(zero_copy_only=False)
+        # Rows without a device share the null key; they have no device history to count.
+        device_n = np.where(has_dev, device[f"n_{WINDOW_24H_US}"], 0)
+        device_s = np.where(has_dev, device[f"sum_{WINDOW_24H_US}"], 0)
         channel = pc.index_in(cols["channel"], value_set=pa.array(CHANNELS)).fill_null(-1)
         cross = pc.not_equal(cols["card_country"], cols["merchant_country"]).fill_null(False)
         n_lab, n_fraud = self.labels.counts(cols["merchant_id"], ts)
@@ -292,6 +308,11 @@ class FeatureState:
             card["distinct_0"], card["distinct_1"],
             cust_n, amount_dev, (has_dev & (dev[f"n_{WINDOW_24H_US}"] == 0)).astype(np.float64),
             merch[f"n_{WINDOW_1H_US}"], fraud_rate(n_lab, n_fraud), _mcc_codes(cols["mcc"]),
+            card[f"n_{WINDOW_7D_US}"], card[f"sum_{WINDOW_7D_US}"] / float(LOG_SCALE),
+            cust[f"n_{WINDOW_7D_US}"], cust[f"sum_{WINDOW_7D_US}"] / float(LOG_SCALE),
+            device_n, device_s / float(LOG_SCALE),
+            merch[f"sum_{WINDOW_1H_US}"] / float(LOG_SCALE),
+            merch[f"sum_{WINDOW_24H_US}"] / float(LOG_SCALE),
         ])
         return mat.astype(np.float32)
 
@@ -299,8 +320,8 @@ class FeatureState:
                   pair: pa.Array) -> None:
         now = int(ts[-1])
         added = pa.table([pa.array(ts), cols["card_token"], cols["customer_id"], pair,
-                          cols["merchant_id"], cols["merchant_country"], pa.array(lam)],
-                         schema=HISTORY_SCHEMA)
+                          cols["merchant_id"], cols["merchant_country"], cols["device_hash"],
+                          pa.array(lam)], schema=HISTORY_SCHEMA)
         kept = pa.concat_tables([self.history, added])
         self.history = kept.filter(pc.greater_equal(kept["ts"], now - HISTORY_US)).combine_chunks()
         self.labels.advance(now)

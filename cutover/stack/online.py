@@ -20,10 +20,12 @@ from cutover.errors import InputError
 from cutover.stack.features import (
     DISTINCT_LAST_N,
     FEATURES,
+    GAP_CAP_US,
     HISTORY_US,
     LOG_SCALE,
     US_PER_S,
     WINDOW_1H_US,
+    WINDOW_7D_US,
     WINDOW_10M_US,
     WINDOW_24H_US,
     log_amount_q,
@@ -92,6 +94,7 @@ class OnlineFeatures:
         self.cust: dict[str, _Series] = {}
         self.pair: dict[str, _Series] = {}
         self.merch: dict[str, _Series] = {}
+        self.device: dict[str, _Series] = {}
         self.labels = OnlineLabels()
         self.last_ts_us: int | None = None
 
@@ -117,7 +120,7 @@ class OnlineFeatures:
         c10, _ = card.window(ts, WINDOW_10M_US) if card else (0, 0)
         c1h, _ = card.window(ts, WINDOW_1H_US) if card else (0, 0)
         c24, s24 = card.window(ts, WINDOW_24H_US) if card else (0, 0)
-        gap = min(ts - card.times[-1], HISTORY_US) if card and card.times else HISTORY_US
+        gap = min(ts - card.times[-1], GAP_CAP_US) if card and card.times else GAP_CAP_US
         n_merch, n_country = card.distinct(ts) if card else (0, 0)
         cust = self._get(self.cust, txn["customer_id"])
         cn, cs = cust.window(ts, WINDOW_24H_US) if cust else (0, 0)
@@ -134,13 +137,28 @@ class OnlineFeatures:
                float(lam * cn - cs) / (cn * float(LOG_SCALE)) if cn else 0.0,
                float(dev is not None and pn == 0), float(mn),
                self.labels.rate(txn["merchant_id"], ts), float(mcc_code(txn.get("mcc")))]
+        row.extend(self._wide(txn, ts, card, cust, merch))
         self._remember(ts, lam, txn, pkey)
         return row
+
+    def _wide(self, txn: dict[str, Any], ts: int, card: _Series | None, cust: _Series | None,
+              merch: _Series | None) -> list[float]:
+        """The 7-day, device and merchant-sum features (the tail of FEATURES)."""
+        c7, cs7 = card.window(ts, WINDOW_7D_US) if card else (0, 0)
+        u7, us7 = cust.window(ts, WINDOW_7D_US) if cust else (0, 0)
+        device = self._get(self.device, txn.get("device_hash"))
+        dn, ds = device.window(ts, WINDOW_24H_US) if device else (0, 0)
+        _, ms1 = merch.window(ts, WINDOW_1H_US) if merch else (0, 0)
+        _, ms24 = merch.window(ts, WINDOW_24H_US) if merch else (0, 0)
+        scale = float(LOG_SCALE)
+        return [float(c7), cs7 / scale, float(u7), us7 / scale, float(dn), ds / scale,
+                ms1 / scale, ms24 / scale]
 
     def _remember(self, ts: int, lam: int, txn: dict[str, Any], pkey: str | None) -> None:
         tag = (txn["merchant_id"], txn["merchant_country"])
         for store, key in ((self.card, txn["card_token"]), (self.cust, txn["customer_id"]),
-                           (self.pair, pkey), (self.merch, txn["merchant_id"])):
+                           (self.pair, pkey), (self.merch, txn["merchant_id"]),
+                           (self.device, txn.get("device_hash"))):
             if key is not None:
                 series = store.get(key)
                 if series is None:
@@ -149,4 +167,4 @@ class OnlineFeatures:
         self.last_ts_us = ts
 
 
-assert len(FEATURES) == 16, "OnlineFeatures.features builds the FEATURES row by hand"
+assert len(FEATURES) == 24, "OnlineFeatures.features builds the FEATURES row by hand"

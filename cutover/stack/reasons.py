@@ -25,7 +25,7 @@ METHOD_DEFAULT: Final = "approx_contribs"
 
 @lru_cache(maxsize=4)
 def load_reasons(path: Path | None = None) -> dict[str, str]:
-    """Map "model:<feature>" and "rule:<name>" codes to plain text (fixtures/reasons.toml)."""
+    """Map "model:<feature>", "rule:<name>" and "route:<name>" codes to plain text (fixtures/reasons.toml)."""
     path = Path(path) if path else fixtures_dir() / "reasons.toml"
     try:
         doc = tomllib.loads(path.read_text())
@@ -33,6 +33,7 @@ def load_reasons(path: Path | None = None) -> dict[str, str]:
         raise ConfigError(f"{path}: cannot read reason texts: {exc}") from exc
     out = {f"model:{k}": v for k, v in doc.get("features", {}).items()}
     out.update({f"rule:{k}": v for k, v in doc.get("rules", {}).items()})
+    out.update({f"route:{k}": v for k, v in doc.get("routes", {}).items()})
     return out
 
 
@@ -45,6 +46,17 @@ def top_features(contribs: np.ndarray, names: tuple[str, ...]) -> list[list[str]
 
 
 def explain(codes: list[str]) -> list[str]:
-    """Plain text for each reason code (the code itself when no text is known)."""
+    """Plain text for each reason code (the code itself when no text is known).
+
+    A route code carries the gateway after its name (``route:skipped_unhealthy:GW_X``): the
+    text is the name's, with the gateway added.
+    """
     table = load_reasons()
-    return [table.get(c, c) for c in codes]
+    out = []
+    for code in codes:
+        head, _, gateway = code.rpartition(":")
+        if code not in table and code.startswith("route:") and head in table:
+            out.append(f"{table[head]} ({gateway})")
+        else:
+            out.append(table.get(code, code))
+    return out

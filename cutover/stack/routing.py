@@ -12,6 +12,12 @@ order, so a route never depends on dict order. No allowed gateway: no route (rul
 ``p_success`` comes from ``SuccessTable``, learned from recorded gateway outcomes
 (``gateway_ok`` of the route the legacy core took), never from the simulator's ``sim_success``.
 
+Gateway health (``cutover.stack.health``) comes after residency: an allowed gateway that is
+skipped for health is left out, unless every allowed gateway is skipped, in which case none is
+(residency is a law, health a preference: a degraded gateway still settles some payments,
+while no route declines them all). When the gateway that would have won was skipped, the row
+carries its name in ``skipped``, which becomes the reason code ``route:skipped_unhealthy:<gw>``.
+
 Fees are exact integers: ``floor((amount_minor * fee_bps + 5000) / 10000) + fixed_minor``,
 i.e. basis points rounded half up to a whole minor unit, the same rounding as the legacy core.
 """
@@ -155,11 +161,18 @@ class Routes:
     fee_minor: np.ndarray
     p_success: np.ndarray
     alt_route: np.ndarray
+    #: The gateway that would have won but was skipped for health, else None.
+    skipped: np.ndarray | None = None
 
 
 def choose_routes(gw: Gateways, table: SuccessTable, card_country: pa.Array, currency: pa.Array,
-                  amount_minor: np.ndarray, ts_us: np.ndarray) -> Routes:
-    """Best and second-best allowed gateway per row by expected value (vectorised)."""
+                  amount_minor: np.ndarray, ts_us: np.ndarray,
+                  skip: np.ndarray | None = None) -> Routes:
+    """Best and second-best allowed gateway per row by expected value (vectorised).
+
+    ``skip`` (gateways x rows, from ``GatewayHealth.skip_matrix``) marks gateways skipped for
+    health at each row's time.
+    """
     n = len(amount_minor)
     region = region_of(gw, card_country)
     r = vocab_index(region, table.regions)
@@ -180,7 +193,24 @@ def choose_routes(gw: Gateways, table: SuccessTable, card_country: pa.Array, cur
         fees[i] = fee_minor(amount, gw.fee_bps[name], fixed)
         ps[i] = table.lookup(table.gateways.index(name), r, c, h)
         ev[i] = np.where(allowed, ps[i] * amount - fees[i], -np.inf)
-    return _pick(gw.names, ev, fees, ps)
+    if skip is None or not skip.any():
+        return _pick(gw.names, ev, fees, ps)
+    return _pick_healthy(gw.names, ev, fees, ps, skip)
+
+
+def _pick_healthy(names: tuple[str, ...], ev: np.ndarray, fees: np.ndarray, ps: np.ndarray,
+                  skip: np.ndarray) -> Routes:
+    """``_pick`` without the skipped gateways, on rows where an allowed one remains."""
+    healthy = np.where(skip, -np.inf, ev)
+    applies = np.isfinite(healthy).any(axis=0)
+    cols = np.arange(ev.shape[1])
+    # argmax takes the first of equal values: the same name-order tie-break as _pick.
+    would = np.argmax(ev, axis=0)
+    lost = applies & skip[would, cols] & np.isfinite(ev[would, cols])
+    routes = _pick(names, np.where(applies, healthy, ev), fees, ps)
+    names_arr = np.array(list(names), dtype=object)
+    routes.skipped = np.where(lost, names_arr[would], None).astype(object)
+    return routes
 
 
 def _pick(names: tuple[str, ...], ev: np.ndarray, fees: np.ndarray, ps: np.ndarray) -> Routes:
@@ -202,9 +232,11 @@ def _pick(names: tuple[str, ...], ev: np.ndarray, fees: np.ndarray, ps: np.ndarr
 
 
 def choose_route_one(gw: Gateways, table: SuccessTable, card_country: str | None,
-                     currency: str | None, amount_minor: int,
-                     ts_us: int) -> tuple[str | None, int, float, str | None]:
-    """The scalar twin of ``choose_routes`` for one online decision: (route, fee, p, alt).
+                     currency: str | None, amount_minor: int, ts_us: int,
+                     skip: frozenset[str] = frozenset()
+                     ) -> tuple[str | None, int, float, str | None, str | None]:
+    """The scalar twin of ``choose_routes`` for one online decision:
+    (route, fee, p, alt, gateway skipped for health or None).
 
     Same arithmetic in the same order (so the same floats), same tie-break (name order).
     """
@@ -221,7 +253,12 @@ def choose_route_one(gw: Gateways, table: SuccessTable, card_country: str | None
         p = table.p[table.gateways.index(name), r, c, h]
         ranked.append((-(p * np.int64(amount_minor) - np.int64(fee)), i, name, fee, float(p)))
     if not ranked:
-        return None, 0, float("nan"), None
+        return None, 0, float("nan"), None, None
     ranked.sort(key=lambda x: (x[0], x[1]))
+    skipped = None
+    healthy = [r for r in ranked if r[2] not in skip]
+    if healthy and len(healthy) < len(ranked):
+        skipped = ranked[0][2] if ranked[0][2] in skip else None
+        ranked = healthy
     _, _, name, fee, p = ranked[0]
-    return name, int(fee), p, ranked[1][2] if len(ranked) > 1 else None
+    return name, int(fee), p, ranked[1][2] if len(ranked) > 1 else None, skipped

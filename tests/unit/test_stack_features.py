@@ -5,7 +5,14 @@ import pyarrow as pa
 import pytest
 
 from cutover.errors import InputError
-from cutover.stack.features import FEATURES, HISTORY_US, FeatureState, window_stats
+from cutover.stack.features import (
+    FEATURES,
+    GAP_CAP_US,
+    HISTORY_US,
+    WINDOW_24H_US,
+    FeatureState,
+    window_stats,
+)
 from cutover.stack.online import OnlineFeatures
 from tests.stack_support import START, US, candidate_view, make_traffic
 
@@ -49,6 +56,23 @@ def test_online_features_equal_batch_features_on_every_row(traffic):
     assert np.array_equal(online, batch)  # the arithmetic is shared, so even bit-equal
     assert batch[:, F["card_n_10m"]].max() >= 5  # the sample does exercise the windows
     assert batch[:, F["card_merchants_24h"]].max() >= 5 and batch[:, F["card_countries_24h"]].max() >= 2
+
+
+def test_the_wider_look_backs_see_what_24_hours_and_the_card_cannot(traffic):
+    """4 days of traffic: on 3,834 of 6,000 rows the card's and the customer's 7-day windows
+    hold more than their 24 h ones; a device's count is zero exactly where there is no device;
+    a merchant's 24 h amount sum exceeds its 1 h sum on 5,814 rows. Online equals batch (above)."""
+    batch = batch_features(traffic)
+    col = {name: batch[:, F[name]] for name in FEATURES}
+    assert int((col["card_n_7d"] > col["card_n_24h"]).sum()) == 3_834
+    assert int((col["cust_logsum_7d"] > 0).sum()) >= int((col["cust_n_24h"] > 0).sum())
+    assert (col["card_n_7d"] >= col["card_n_24h"]).all()
+    assert (col["card_logsum_7d"] >= col["card_logsum_24h"] - 1e-6).all()
+    no_device = ~np.asarray(traffic["device_hash"].is_valid())
+    assert int(no_device.sum()) == 856 and not col["device_n_24h"][no_device].any()
+    assert int((col["device_n_24h"] > 0).sum()) == 4_121
+    assert int((col["merchant_logsum_24h"] > col["merchant_logsum_1h"]).sum()) == 5_814
+    assert HISTORY_US == 7 * WINDOW_24H_US
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 997])
@@ -99,7 +123,7 @@ def test_window_stats_counts_earlier_rows_inclusive_of_the_window_edge():
     out = window_stats(codes, ts, vals, (10,))
     assert out["n_10"].tolist() == [0, 0, 1, 1, 0]
     assert out["sum_10"].tolist() == [0, 0, 1, 2, 0]
-    assert out["gap_us"].tolist() == [HISTORY_US, HISTORY_US, 10, 10, HISTORY_US]
+    assert out["gap_us"].tolist() == [GAP_CAP_US, GAP_CAP_US, 10, 10, GAP_CAP_US]
 
 
 def test_distinct_counts_use_the_last_payments_of_the_card_in_24_hours():
@@ -110,7 +134,7 @@ def test_distinct_counts_use_the_last_payments_of_the_card_in_24_hours():
     codes = np.zeros(n + 2, np.int64)
     codes[-2] = 1  # another card in between changes nothing
     ts = np.arange(n + 2, dtype=np.int64)
-    ts[-1] = HISTORY_US + n  # a day later: the window holds only the latest rows
+    ts[-1] = WINDOW_24H_US + n  # a day later: the window holds only the latest rows
     merchants = np.array([i % 3 for i in range(n - 4)] + [10, 11, 12, 13, 99, 14])
     out = window_stats(codes, ts, np.zeros(n + 2, np.int64), (10,), (merchants,))["distinct_0"]
     assert out[:4].tolist() == [0, 1, 2, 3] and out[5] == 3
@@ -126,7 +150,7 @@ def test_time_since_previous_is_capped_whatever_the_batch_boundaries():
     t = make_traffic(400, seed=9, days=3)
     one = batch_features(t)
     many = batch_features(t, chunk=50)
-    assert one[:, F["card_secs_since_prev"]].max() == HISTORY_US / US
+    assert one[:, F["card_secs_since_prev"]].max() == GAP_CAP_US / US
     assert np.array_equal(one, many)
 
 
