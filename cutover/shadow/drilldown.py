@@ -4,12 +4,14 @@ This is the one place where per-row Python is right: a person asks about one tra
 The diff row comes from RUN_DIR/diffs, the candidate's reason codes and score from the
 decisions part of the same batch, the request from the traffic store (a card token and BIN
 only: the store never holds card numbers). deepdiff compares the two outcomes as a tree.
+The candidate's features and the exact contribution of each to its score are recomputed for
+this one transaction (``cutover.shadow.attribution``): the decision store keeps codes only.
 """
 
 from __future__ import annotations
 
 import json
-import tomllib
+import textwrap
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -20,8 +22,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from cutover.domain import TRAFFIC, MoneyError, format_money
-from cutover.errors import InputError, StoreError
-from cutover.paths import fixtures_dir
+from cutover.errors import ConfigError, InputError, StoreError
+from cutover.shadow.attribution import candidate_view
 from cutover.shadow.diff import at_stake_minor
 
 OUTCOME_FIELDS: Final = ("decision", "reason", "route", "fee_minor", "latency_ms")
@@ -29,6 +31,8 @@ REQUEST_FIELDS: Final = ("ts", "merchant_id", "mcc", "merchant_country", "channe
                          "customer_id", "card_token", "card_bin", "card_country", "amount_minor",
                          "currency", "device_hash", "ip_hash", "is_fraud", "chargeback",
                          "label_ts")
+#: Long tree lines are wrapped here: the CLI console soft-wraps, which crops at the edge.
+WRAP_CHARS: Final = 72
 
 
 def _find(folder: Path, txn_id: str) -> tuple[Path, pa.Table] | None:
@@ -43,14 +47,22 @@ def _side(row: dict[str, Any], side: str) -> dict[str, Any]:
     return {f: row.get(f"{side}_{f}") for f in OUTCOME_FIELDS}
 
 
-def _reason_texts() -> dict[str, str]:
+def _reason_codes(codes: list[str], model: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each code with its plain text (fixtures/reasons.toml) and, for a model code, its exact
+    contribution when the candidate's view was recomputed."""
+    from cutover.stack.reasons import explain as reason_texts
     try:
-        doc = tomllib.loads((fixtures_dir() / "reasons.toml").read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
-    texts = {f"model:{k}": v for k, v in doc.get("features", {}).items()}
-    texts.update({f"rule:{k}": v for k, v in doc.get("rules", {}).items()})
-    return texts
+        texts = reason_texts(codes)
+    except ConfigError:
+        texts = list(codes)
+    by_code = {f["code"]: f["contribution"] for f in model.get("features", [])}
+    out: list[dict[str, Any]] = []
+    for code, text in zip(codes, texts, strict=True):
+        entry: dict[str, Any] = {"code": code, "text": text}
+        if code in by_code:
+            entry["contribution"] = by_code[code]
+        out.append(entry)
+    return out
 
 
 def _request(run_dir: Path, txn_id: str, ts: datetime | None) -> dict[str, Any] | None:
@@ -77,8 +89,12 @@ def _deepdiff(legacy: dict[str, Any], candidate: dict[str, Any]) -> dict[str, An
     return json.loads(diff.to_json())
 
 
-def explain(run_dir: Path, txn_id: str) -> dict[str, Any]:
-    """Everything known about ``txn_id`` in the run, as plain JSON-ready data."""
+def explain(run_dir: Path, txn_id: str, model: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything known about ``txn_id`` in the run, as plain JSON-ready data.
+
+    ``model`` is an earlier answer's ``candidate_model`` for the same transaction: a screen
+    that reloads a committed transaction need not recompute what cannot have changed.
+    """
     run_dir = Path(run_dir)
     if not (run_dir / "diffs").is_dir():
         raise StoreError(f"{run_dir} has no diffs/: not a replay run directory")
@@ -89,8 +105,8 @@ def explain(run_dir: Path, txn_id: str) -> dict[str, Any]:
     row = diff.to_pylist()[0]
     decided = _find_in(run_dir / "decisions" / part.name, txn_id)
     legacy, candidate = _side(row, "legacy"), _side(row, "candidate")
-    texts = _reason_texts()
     codes = (decided or {}).get("reason_codes") or []
+    model = model if model is not None else candidate_view(run_dir, row, decided)
     stake = int(at_stake_minor(diff)[0])
     return {
         "txn_id": txn_id, "part": part.name, "category": row["category"],
@@ -100,9 +116,10 @@ def explain(run_dir: Path, txn_id: str) -> dict[str, Any]:
         "at_stake": _money(stake, row["currency"]), "at_stake_minor": stake,
         "segment": {k: row[k] for k in ("merchant_id", "merchant_country", "channel", "mcc")},
         "legacy": legacy, "candidate": candidate, "deepdiff": _deepdiff(legacy, candidate),
-        "reason_codes": [{"code": c, "text": texts.get(c, c)} for c in codes],
+        "reason_codes": _reason_codes(list(codes), model),
         "candidate_detail": {k: (decided or {}).get(k) for k in
                              ("score", "p_success", "retry_plan", "model_version", "latency_us")},
+        "candidate_model": model,
         "request": _request(run_dir, txn_id, row.get("ts")),
     }
 
@@ -149,11 +166,38 @@ def render_tree(result: dict[str, Any]) -> Any:
     detail = tree.add("candidate")
     for key, value in result["candidate_detail"].items():
         detail.add(f"{key}: {value}")
+    tree.add(_model_branch(result.get("candidate_model") or {}))
     if result["request"]:
         request = tree.add("request")
         for key, value in result["request"].items():
             request.add(f"{key}: {value}")
     return tree
+
+
+def _model_branch(model: dict[str, Any]) -> Any:
+    """The candidate's recomputed features and contributions, largest push first."""
+    from rich.table import Table
+    from rich.tree import Tree
+    branch = Tree("candidate features and contributions")
+    if not model.get("available"):
+        for line in textwrap.wrap(f"not available: {model.get('why')}", WRAP_CHARS):
+            branch.add(line)
+        return branch
+    same = "yes" if model["score_reproduced"] else "[bold red]NO[/]"
+    look = model["lookback"]
+    for line in (f"model {model['model_version']}, {model['method']}",
+                 f"score {model['score']:.6f} = sigmoid(bias {model['bias']:+.4f}"
+                 f" + contributions {model['margin'] - model['bias']:+.4f})",
+                 f"recorded score {model['score_recorded']}: reproduced: {same}",
+                 f"look-back: {look['rows']} earlier rows of its card, customer, device,"
+                 " merchant",
+                 f"merchant labels known by then: {look['labels']}; {model['seconds']:.3f} s"):
+        branch.add(line)
+    table = Table("feature", "value", "contribution", "meaning", title="features")
+    for f in sorted(model["features"], key=lambda f: -abs(f["contribution"])):
+        table.add_row(f["name"], f"{f['value']:.6g}", f"{f['contribution']:+.4f}", f["text"])
+    branch.add(table)
+    return branch
 
 
 def txn_ids_of(run_dir: Path, category: str, limit: int = 10) -> list[str]:

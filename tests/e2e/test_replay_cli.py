@@ -63,7 +63,8 @@ def test_replay_json_and_bad_input(store, tmp_path):
 
 
 def test_report_explain_and_diff_show(store, tmp_path):
-    """report rebuilds the same counts; explain shows a quarantined row with its reason."""
+    """report rebuilds the same counts; explain shows a quarantined row with its reason, and
+    says why a candidate other than the reference stack has no recomputed contributions."""
     out = tmp_path / "run"
     assert _replay(store, out)[0] == 0
     before = json.loads((out / "report.json").read_text())
@@ -78,6 +79,11 @@ def test_report_explain_and_diff_show(store, tmp_path):
     assert detail["quarantine_reason"] == "amount_minor is missing or not positive"
     code, stdout, _ = run(["diff", "show", str(out), "T9-0000001"])
     assert code == 0 and "T9-0000001" in stdout and "outcomes" in stdout
+    # The mirror candidate is not the reference stack: no features to recompute, said plainly.
+    assert "not the reference stack" in " ".join(stdout.split())
+    code, stdout, _ = run(["explain", str(out), "T9-0000001", "--json"])
+    model = json.loads(stdout)["candidate_model"]
+    assert code == 0 and model["available"] is False and MIRROR in model["why"]
     assert run(["explain", str(out), "NOPE"])[0] == 2
 
 

@@ -1,5 +1,6 @@
 """Detail: one transaction — legacy and candidate outcomes side by side, the deepdiff tree,
-reason codes with contributions when the explanation has them, and the features."""
+reason codes with contributions when the explanation has them, and the features: the request
+and, for the reference stack, the model's features with the exact contribution of each."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from cutover.tui.views.detail import explain
 from cutover.tui.widgets.tables import fill
 
 TREE_NODES_MAX: Final = 500
+#: Contributions listed under the reason codes (every feature is in the features table).
+TOP_SHOWN: Final = 5
 
 
 class DetailScreen(RunScreen):
@@ -50,7 +53,10 @@ class DetailScreen(RunScreen):
         self.query_one("#features", DataTable).add_columns("feature", "value")
 
     def fetch(self) -> dict[str, Any] | None:
-        return explain(self.tui.config.run_dir, self.txn_id)
+        # A committed transaction's features cannot change: reloads (follow mode, resume)
+        # reuse the recomputed model part instead of reading the look-back again.
+        known = (self.explanation or {}).get("model")
+        return explain(self.tui.config.run_dir, self.txn_id, known)
 
     def show(self, data: dict[str, Any] | None) -> None:
         self.explanation = data
@@ -66,8 +72,7 @@ class DetailScreen(RunScreen):
             changed = name in both and name != "latency_ms" and legacy != candidate
             sides.append((name + (" *" if changed else ""), legacy, candidate))
         fill(self.query_one("#sides", DataTable), sides)
-        fill(self.query_one("#features", DataTable),
-             [(n, _text(v)) for n, v in sorted((data.get("features") or {}).items())])
+        fill(self.query_one("#features", DataTable), feature_rows(data))
         self._show_tree(data)
         self.query_one("#reasons", Static).update(reasons_text(data))
 
@@ -131,7 +136,36 @@ def reasons_text(data: dict[str, Any]) -> str:
         lines.append("  none")
     if not data.get("features"):
         lines.append("features: traffic store not reachable from run.json")
+    lines.extend(model_lines(data.get("model")))
     return "\n".join(lines)
+
+
+def model_lines(model: dict[str, Any] | None) -> list[str]:
+    """The score as bias plus contributions, and the largest pushes up (nothing without a model
+    part; one line saying why when it could not be recomputed)."""
+    if not model:
+        return []
+    if not model.get("available"):
+        return [f"contributions: not available: {model.get('why')}"]
+    check = "reproduced" if model.get("score_reproduced") else "NOT reproduced"
+    lines = [f"score {model['score']:.4f} = sigmoid(bias {model['bias']:+.3f}"
+             f" + {model['margin'] - model['bias']:+.3f}), {check}",
+             f"top contributions (exact, model {model.get('model_version')}):"]
+    for f in (model.get("top") or [])[:TOP_SHOWN]:
+        lines.append(f"  {f['contribution']:+.3f} {f['name']} = {_text(f['value'])}")
+    return lines
+
+
+def feature_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """The request's fields by name, then the model's features, largest contribution first,
+    each value with its contribution."""
+    rows = [(n, _text(v)) for n, v in sorted((data.get("features") or {}).items())]
+    model = data.get("model") or {}
+    if model.get("available"):
+        rows.append(("— model features —", "value (contribution)"))
+        for f in sorted(model.get("features") or [], key=lambda f: -abs(f["contribution"])):
+            rows.append((f["name"], f"{_text(f['value'])} ({f['contribution']:+.3f})"))
+    return rows
 
 
 def _text(value: Any) -> str:

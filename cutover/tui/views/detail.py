@@ -22,12 +22,16 @@ COMPARED: Final = ("decision", "reason", "route", "fee_minor")
 DECISION_FIELDS: Final = ("score", "p_success", "retry_plan", "model_version", "latency_us")
 
 
-def explain(run_dir: Path, txn_id: str) -> dict[str, Any] | None:
+def explain(run_dir: Path, txn_id: str,
+            model: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The explanation of ``txn_id`` (None if the run has no such transaction).
 
     Both sources are brought to one shape: ``row`` (category, fields, severity, segment,
-    amount), ``legacy`` and ``candidate`` outcomes, ``deepdiff``, ``reason_codes`` and
-    ``features`` (the request the candidate saw, when the traffic store is reachable).
+    amount), ``legacy`` and ``candidate`` outcomes, ``deepdiff``, ``reason_codes``,
+    ``features`` (the request the candidate saw, when the traffic store is reachable) and
+    ``model`` (the candidate's recomputed features and exact contributions, or why there are
+    none; None from the fallback). Recomputing ``model`` is the slow part (a look-back read
+    and TreeSHAP): pass an earlier answer's ``model`` to reuse it.
     """
     try:
         from cutover.shadow.drilldown import explain as drilldown
@@ -35,7 +39,7 @@ def explain(run_dir: Path, txn_id: str) -> dict[str, Any] | None:
         return explain_from_rows(run_dir, txn_id)
     from cutover.errors import InputError, StoreError
     try:
-        found = drilldown(Path(run_dir), txn_id)
+        found = drilldown(Path(run_dir), txn_id, model)
     except StoreError:
         raise
     except InputError:
@@ -56,7 +60,9 @@ def from_drilldown(found: dict[str, Any]) -> dict[str, Any]:
             "legacy": _plain(found.get("legacy") or {}), "candidate": _plain(candidate),
             "deepdiff": _plain(found.get("deepdiff") or {}),
             "reason_codes": _plain(found.get("reason_codes") or []),
-            "features": _plain(found.get("request")) if found.get("request") else None}
+            "features": _plain(found.get("request")) if found.get("request") else None,
+            "model": _plain(found.get("candidate_model")) if found.get("candidate_model")
+            else None}
 
 
 def explain_from_rows(run_dir: Path, txn_id: str) -> dict[str, Any] | None:
@@ -77,7 +83,7 @@ def explain_from_rows(run_dir: Path, txn_id: str) -> dict[str, Any] | None:
     return {"source": "rows", "txn_id": txn_id, "row": _plain(row), "legacy": _plain(legacy),
             "candidate": _plain(candidate), "deepdiff": _plain(tree),
             "reason_codes": list(decision.get("reason_codes") or []),
-            "features": None}
+            "features": None, "model": None}
 
 
 def _plain(value: Any) -> Any:
