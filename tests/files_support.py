@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,12 @@ import pytest
 from cutover.domain import TRAFFIC
 
 REPO = Path(__file__).resolve().parents[1]
-ACH_DIR = REPO.parent / "shared" / "data" / "ach"
+#: Where the team's shared real ACH files may be: $CUTOVER_ACH_DIR, beside this checkout (the
+#: usual work layout), or the workplace's fixed shared folder (a clone elsewhere, as CI makes).
+ACH_CANDIDATES = tuple(Path(p) for p in (os.environ.get("CUTOVER_ACH_DIR", ""),
+                                          REPO.parent / "shared" / "data" / "ach",
+                                          "/work/shared/data/ach") if p)
+ACH_DIR = next((p for p in ACH_CANDIDATES if p.is_dir()), ACH_CANDIDATES[-1])
 ROUTES = ("gw_alpha", "gw_beta", None)
 CURRENCIES = ("USD", "EUR", "JPY")
 DECISIONS = ("approve", "approve", "decline", "review")
@@ -21,7 +27,8 @@ DECISIONS = ("approve", "approve", "decline", "review")
 def ach_dir() -> Path:
     """The shared real ACH files; skip the test with a clear message when absent."""
     if not ACH_DIR.is_dir():
-        pytest.skip(f"real ACH files not found at {ACH_DIR} (shared data not mounted)")
+        pytest.skip(f"real ACH files not found in {', '.join(map(str, ACH_CANDIDATES))} "
+                    "(shared data not mounted; set CUTOVER_ACH_DIR)")
     return ACH_DIR
 
 
