@@ -223,3 +223,33 @@ def test_engine_ray_without_ray_exits_2_with_the_install_hint(store, tmp_path):
     assert not out.exists()
     probe = subprocess.run([sys.executable, "-c", "import ray"], env=env, capture_output=True)
     assert probe.returncode == 1  # the blocker really hides ray
+
+
+@pytest.mark.ray
+@requires_ray
+def test_ledger_and_gate_read_a_ray_run_as_a_local_one(ray_address, store, local_run, tmp_path):
+    """Shadow ledger apply and the gate on a Ray run give the local run's books and verdict."""
+    from cutover.migrate.gate import evaluate
+    from cutover.migrate.plan import load_policy
+    from cutover.replay.ray_engine import run_replay_ray
+    from cutover.shadow.ledger.apply import apply_run
+    from cutover.shadow.ledger.compare import class_totals
+    from cutover.shadow.ledger.uow import make_engine
+    from cutover.shadow.ledger.verify import verify_ledger
+
+    out = tmp_path / "ray"
+    run_replay_ray(store, out, candidate=MIRROR, candidate_options=OPTIONS,
+                   batch_rows=BATCH_ROWS, since="2026-10-02")
+    books, postings = [], []
+    for run, db in ((local_run, tmp_path / "local.db"), (out, tmp_path / "ray.db")):
+        engine = make_engine(f"sqlite:///{db}")
+        postings.append(apply_run(engine, run).postings)
+        assert verify_ledger(engine).ok
+        books.append(class_totals(engine))
+        engine.dispose()
+    assert postings[0] == postings[1] > 0 and books[0] == books[1] and books[0]
+    policy = load_policy(ROOT / "fixtures" / "plans" / "demo.toml", "canary-1")
+    verdicts = [evaluate(json.loads((run / "report.json").read_text()), policy, phase="canary-1")
+                for run in (local_run, out)]
+    assert len(verdicts[0].checks) > 5 and verdicts[0].checks == verdicts[1].checks
+    assert verdicts[0].passed == verdicts[1].passed
