@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cutover.domain import CATEGORIES, MISMATCH_CATEGORIES, REPORT_VERSION
-from cutover.errors import StoreError
+from cutover.errors import InvariantBroken, StoreError
 from cutover.shadow.diff import SEGMENT_COLUMNS, at_stake_minor
 from cutover.stats import wilson
 
@@ -73,9 +73,11 @@ class _Totals:
         self.latency = {"legacy": np.zeros(len(LATENCY_EDGES_MS) + 1, np.int64),
                         "candidate": np.zeros(len(LATENCY_EDGES_MS) + 1, np.int64)}
         self.segments = {d: defaultdict(Counter) for d in SEGMENT_COLUMNS}
-        self.minute_base = 0
-        self.minutes = np.zeros(0, np.int64)
-        self.minute_mismatches = np.zeros(0, np.int64)
+        # Timeline counters per bucket of ``bucket_width`` minutes, buckets aligned on the epoch.
+        self.bucket_width = BUCKET_MINUTES[0]
+        self.bucket_base = 0
+        self.buckets = np.zeros(0, np.int64)
+        self.bucket_mismatches = np.zeros(0, np.int64)
         self.ts_min: int | None = None
         self.ts_max: int | None = None
 
@@ -140,27 +142,59 @@ class _Totals:
         valid = np.asarray(_np(pc.is_valid(us), False), dtype=bool)
         if not valid.any():
             return
-        minute = (_np(us, 0) // 60_000_000).astype(np.int64)[valid]
-        self._grow(int(minute.min()), int(minute.max()))
-        offset = minute - self.minute_base
-        self.minutes += np.bincount(offset, minlength=len(self.minutes))
-        self.minute_mismatches += np.bincount(offset[mismatch[valid]], minlength=len(self.minutes))
         low, high = int(pc.min(us).as_py()), int(pc.max(us).as_py())
         self.ts_min = low if self.ts_min is None else min(self.ts_min, low)
         self.ts_max = high if self.ts_max is None else max(self.ts_max, high)
+        # Per-minute counters would grow with the span of the traffic (two int64 per minute:
+        # 18 MB for 800 days). The report only shows buckets of the width the whole span
+        # calls for, and a span only widens, so counting at the width the span so far calls
+        # for is exact: each width divides the next, so it merges into the final one.
+        self._coarsen(_bucket_width(_minute(self.ts_max) - _minute(self.ts_min) + 1))
+        bucket = (_np(us, 0) // 60_000_000).astype(np.int64)[valid] // self.bucket_width
+        self._grow(int(bucket.min()), int(bucket.max()))
+        offset = bucket - self.bucket_base
+        self.buckets += np.bincount(offset, minlength=len(self.buckets))
+        self.bucket_mismatches += np.bincount(offset[mismatch[valid]],
+                                              minlength=len(self.buckets))
+
+    def _coarsen(self, width: int) -> None:
+        """Merge the bucket counters into buckets of ``width`` minutes (a multiple of the
+        current width); an epoch-aligned bucket falls whole into one wider bucket."""
+        if width == self.bucket_width:
+            return
+        if len(self.buckets):
+            merged = (self.bucket_base + np.arange(len(self.buckets))) * self.bucket_width // width
+            base = int(merged[0])
+            size = int(merged[-1]) - base + 1
+            buckets, mismatches = np.zeros(size, np.int64), np.zeros(size, np.int64)
+            np.add.at(buckets, merged - base, self.buckets)
+            np.add.at(mismatches, merged - base, self.bucket_mismatches)
+            self.bucket_base, self.buckets, self.bucket_mismatches = base, buckets, mismatches
+        self.bucket_width = width
 
     def _grow(self, low: int, high: int) -> None:
-        """Make the per-minute counters cover [low, high] (one slot per minute, bounded by the
-        span of the traffic: a year is half a million slots)."""
-        if not len(self.minutes):
-            self.minute_base = low
-        end = self.minute_base + len(self.minutes) - 1
-        before, after = max(0, self.minute_base - low), max(0, high - end)
+        """Make the bucket counters cover buckets [low, high] (one slot per bucket: about
+        TIMELINE_BUCKETS_MAX of them whatever the span)."""
+        if not len(self.buckets):
+            self.bucket_base = low
+        end = self.bucket_base + len(self.buckets) - 1
+        before, after = max(0, self.bucket_base - low), max(0, high - end)
         if before or after:
             pad = (before, after)
-            self.minutes = np.pad(self.minutes, pad)
-            self.minute_mismatches = np.pad(self.minute_mismatches, pad)
-            self.minute_base -= before
+            self.buckets = np.pad(self.buckets, pad)
+            self.bucket_mismatches = np.pad(self.bucket_mismatches, pad)
+            self.bucket_base -= before
+
+
+def _minute(us: int) -> int:
+    return us // 60_000_000
+
+
+def _bucket_width(span_minutes: int) -> int:
+    """The finest bucket width that shows ``span_minutes`` in at most TIMELINE_BUCKETS_MAX
+    buckets (the widest one when none does)."""
+    return next((w for w in BUCKET_MINUTES if span_minutes / w <= TIMELINE_BUCKETS_MAX),
+                BUCKET_MINUTES[-1])
 
 
 def _percentiles(hist: np.ndarray) -> dict[str, float]:
@@ -193,19 +227,19 @@ def _segments_section(totals: _Totals) -> list[dict[str, Any]]:
 
 
 def _timeline_section(totals: _Totals) -> list[dict[str, Any]]:
-    used = np.flatnonzero(totals.minutes)
-    if not len(used):
+    if totals.ts_min is None or totals.ts_max is None:
         return []
-    span = int(used[-1] - used[0]) + 1
-    width = next((w for w in BUCKET_MINUTES if span / w <= TIMELINE_BUCKETS_MAX), BUCKET_MINUTES[-1])
-    minutes = totals.minute_base + used
-    buckets, inverse = np.unique(minutes // width, return_inverse=True)
-    n = np.bincount(inverse, weights=totals.minutes[used]).astype(np.int64)
-    k = np.bincount(inverse, weights=totals.minute_mismatches[used]).astype(np.int64)
+    width = _bucket_width(_minute(totals.ts_max) - _minute(totals.ts_min) + 1)
+    if width != totals.bucket_width:
+        raise InvariantBroken(f"timeline counted in {totals.bucket_width}-minute buckets,"
+                             f" the span calls for {width}")
+    used = np.flatnonzero(totals.buckets)
     return [{"bucket_start": datetime.fromtimestamp(int(b) * width * 60, UTC).isoformat(),
              "bucket_minutes": width, "n": int(nn), "mismatches": int(kk),
              "rate": round(int(kk) / int(nn), 6) if nn else 0.0}
-            for b, nn, kk in zip(buckets, n, k, strict=True)]
+            for b, nn, kk in zip((totals.bucket_base + used).tolist(),
+                                 totals.buckets[used].tolist(),
+                                 totals.bucket_mismatches[used].tolist(), strict=True)]
 
 
 def _rates(by_category: dict[str, int], expected: dict[str, int], n: int) -> dict[str, Any]:

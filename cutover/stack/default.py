@@ -84,7 +84,11 @@ class DefaultStack:
         label_ts = _array(labels.column("label_ts")).cast(pa.int64())
         fraud = _array(labels.column("is_fraud"))
         self.state.observe_labels(merchants, label_ts, fraud)
-        self._online_labels.append((merchants, label_ts, fraud))
+        # Same reason as for outcomes: once the stack decides in batches it never turns online,
+        # and a long replay observes a label for nearly every row, so holding them for a flush
+        # that will not come would grow with the run's length.
+        if not self._batch_used:
+            self._online_labels.append((merchants, label_ts, fraud))
 
     def _flush_online_labels(self) -> None:
         for merchants, label_ts, fraud in self._online_labels:
@@ -119,6 +123,7 @@ class DefaultStack:
         """Decisions (DECISION schema) for a time-ordered batch, in the same row order."""
         start = time.perf_counter_ns()
         self._batch_used = True
+        self._online_labels.clear()
         self._online_outcomes.clear()
         X = self.state.features(batch)
         out = self._decide_rows(batch, X)
