@@ -66,6 +66,12 @@ def test_demo_runs_every_stage_and_leaves_its_artefacts(two_demos):
     # The demo's own end-of-day log is clean: every record imports, none is quarantined.
     assert re.search(r"authlog: 12,000 imported, 0 quarantined", first.stdout)
     assert "chain intact" in first.stdout
+    # On the demo data the stack catches more fraud amount at a lower false-decline amount.
+    evaluation = json.loads((demo / "evaluation.json").read_text())
+    stack, legacy = (evaluation["sides"][k]["usd_indicative"] for k in ("stack", "legacy"))
+    assert stack["fraud_caught"] > legacy["fraud_caught"] > 0
+    assert stack["false_decline"] <= legacy["false_decline"]
+    assert evaluation["stack_better_overall"] is True
     # The next commands point at this demo's files.
     assert f"cutover tui {demo}/run --plan-db sqlite:///{demo}/plan.db" in first.stdout
 
