@@ -10,23 +10,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from cutover.cli import app
-from cutover.errors import CutoverError, exit_code_for
+from tests.cli_support import run_cli as run
 from tests.migrate_support import DEMO_PLAN, REPO, SMALL_PLAN, make_report, write_plan, write_report
-
-runner = CliRunner()
-
-
-def run(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """Invoke the app like cutover.cli.main does: our errors become exit codes and stderr."""
-    result = runner.invoke(app, args, env=env)
-    if isinstance(result.exception, CutoverError):
-        return exit_code_for(result.exception), result.stdout, str(result.exception)
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def _cutover(*args: str) -> subprocess.CompletedProcess[str]:

@@ -9,22 +9,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from typer.testing import CliRunner
 
-from cutover.cli import app
-from cutover.errors import exit_code_for
+from tests.cli_support import invoke
 from tests.ledger_support import expected_legacy_figures, make_diffs, write_run
 
 CUTOVER = str(Path(sys.executable).with_name("cutover"))
-runner = CliRunner()
 
-
-def invoke(*args):
-    """Run the CLI in process; return (exit code as cutover.cli.main maps it, stdout)."""
-    result = runner.invoke(app, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        return exit_code_for(result.exception), result.stdout
-    return result.exit_code, result.stdout
 
 
 @pytest.fixture

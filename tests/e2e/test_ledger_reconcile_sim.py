@@ -12,22 +12,16 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from typer.testing import CliRunner
 
-from cutover.cli import app
-from cutover.errors import exit_code_for
+from tests.cli_support import run_cli
 
-runner = CliRunner()
 MIRROR = "tests.replay_support:mirror_candidate"
 WINDOW_START = "2026-09-03"
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
-    """Run the CLI in process; (exit code as cutover.cli.main maps it, stdout, error text)."""
-    result = runner.invoke(app, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        return exit_code_for(result.exception), result.stdout, str(result.exception)
-    return result.exit_code, result.stdout, result.stderr
+    """(exit code as cutover.cli.main maps it, stdout, error text)."""
+    return run_cli(list(args))
 
 
 @pytest.fixture(scope="module")

@@ -6,24 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from cutover.cli import app
-from cutover.errors import CutoverError, exit_code_for
+from tests.cli_support import run_cli as run
 from tests.replay_support import make_traffic, with_bad_rows, write_store
 
-runner = CliRunner()
 MIRROR = "tests.replay_support:mirror_candidate"
 
-
-def run(args: list[str]) -> tuple[int, str, str]:
-    """Invoke the app like cutover.cli.main does: our errors become exit codes."""
-    result = runner.invoke(app, args)
-    if isinstance(result.exception, CutoverError):
-        return exit_code_for(result.exception), result.stdout, str(result.exception)
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")

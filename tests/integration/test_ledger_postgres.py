@@ -88,20 +88,12 @@ def test_cli_apply_verify_reconcile_and_save_with_a_postgres_url(tmp_path):
     import datetime as dt
 
     import pyarrow as pa
-    from typer.testing import CliRunner
 
     from cutover.adapters.files import FileWriter, load_layout
-    from cutover.cli import app
-    from cutover.errors import exit_code_for
     base = pg_base_url()
     url, schema = pg_schema_url(base)
-    runner = CliRunner()
 
-    def invoke(*args: str) -> tuple[int, str]:
-        result = runner.invoke(app, list(args))
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            return exit_code_for(result.exception), result.stdout
-        return result.exit_code, result.stdout
+    from tests.cli_support import invoke
 
     tables = [make_diffs(500, seed=31)]
     run = write_run(tmp_path / "run", tables)

@@ -7,6 +7,7 @@ million rows the first page appears before the count has finished.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Final
 
@@ -111,29 +112,27 @@ class DiffsScreen(RunScreen):
 
     @work(thread=True, exclusive=True, group="diffs-page", exit_on_error=False)
     def _page_worker(self, query: DiffQuery) -> None:
-        worker = get_current_worker()
-        try:
-            dataset = open_diffs(self.tui.config.run_dir)
-            rows = page(dataset, query) if dataset is not None else None
-        except Exception as exc:  # noqa: BLE001 - shown to the operator; the UI must stay up
-            if not worker.is_cancelled:
-                self.app.call_from_thread(self.query_failed, query, exc)
-            return
-        if not worker.is_cancelled:
-            self.app.call_from_thread(self.show_page, query, rows)
+        self._query_in_worker(query, lambda ds: page(ds, query) if ds is not None else None,
+                              self.show_page)
 
     @work(thread=True, exclusive=True, group="diffs-count", exit_on_error=False)
     def _count_worker(self, query: DiffQuery) -> None:
+        self._query_in_worker(query, lambda ds: count_rows(ds, query) if ds is not None else 0,
+                              self.show_count)
+
+    def _query_in_worker(self, query: DiffQuery, compute: Callable[[Any], Any],
+                         deliver: Callable[[DiffQuery, Any], None]) -> None:
+        """Run ``compute`` on the run's diffs (in the calling worker thread) and hand the
+        result, or the error, to the UI thread unless a newer query cancelled this one."""
         worker = get_current_worker()
         try:
-            dataset = open_diffs(self.tui.config.run_dir)
-            total = count_rows(dataset, query) if dataset is not None else 0
+            result = compute(open_diffs(self.tui.config.run_dir))
         except Exception as exc:  # noqa: BLE001 - shown to the operator; the UI must stay up
             if not worker.is_cancelled:
                 self.app.call_from_thread(self.query_failed, query, exc)
             return
         if not worker.is_cancelled:
-            self.app.call_from_thread(self.show_count, query, total)
+            self.app.call_from_thread(deliver, query, result)
 
     # -- rendering -------------------------------------------------------------------------
 
