@@ -52,6 +52,28 @@ def write_day_partitions(table: pa.Table, root: Path, part_name: str) -> dict[st
     return written
 
 
+def move_parts(staging: Path, root: Path) -> int:
+    """Move every part file of a store laid out under ``staging`` into the store ``root``.
+
+    One rename per file (``staging`` must be on the same file system, e.g. inside ``root``),
+    so each part appears whole or not at all; a crash part-way leaves the parts moved so far
+    in the store and the others in ``staging``. A part never replaces one of the same name:
+    that would drop the rows the existing one holds. Returns the number of files moved.
+    """
+    moved = 0
+    for folder in sorted(p for p in Path(staging).iterdir()
+                         if p.is_dir() and p.name.startswith(_DAY_PREFIX)):
+        target = Path(root) / folder.name
+        target.mkdir(parents=True, exist_ok=True)
+        for part in sorted(folder.glob("*.parquet")):
+            final = target / part.name
+            if final.exists():
+                raise StoreError(f"{final} already exists; not replacing it with {part}")
+            os.replace(part, final)
+            moved += 1
+    return moved
+
+
 def day_folders(root: Path) -> list[Path]:
     """Return the store's day folders in date order; raise ``StoreError`` if there are none."""
     root = Path(root)
