@@ -15,6 +15,7 @@ two paths share every constant and the exact arithmetic below:
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from typing import Final
 
 import numpy as np
@@ -31,7 +32,7 @@ WINDOW_1H_US: Final = 3_600 * US_PER_S
 WINDOW_24H_US: Final = 86_400 * US_PER_S
 WINDOW_7D_US: Final = 7 * WINDOW_24H_US
 #: The longest look-back; state older than this is dropped, which bounds memory (7 days of
-#: rows: at the simulated 5,000 rows a day, 35,000 rows of seven short columns).
+#: rows: at the simulated 5,000 rows a day, 35,000 rows of two int64 and six int32 columns).
 HISTORY_US: Final = WINDOW_7D_US
 #: Time since a card's previous payment reads at most this (also when there was none), so a
 #: card idle for two days and one never seen look alike: what matters is "not recently".
@@ -63,11 +64,23 @@ INPUT_COLUMNS: Final = ("txn_id", "ts", "merchant_id", "mcc", "customer_id", "ca
                         "merchant_country", "channel", "device_hash")
 #: The feature value of an MCC that is missing or not a 4-digit code.
 MCC_UNKNOWN: Final = -1
-#: Columns of earlier transactions kept between batches (``lam_q`` is the log amount).
-HISTORY_SCHEMA: Final = pa.schema([("ts", pa.int64()), ("card", pa.string()), ("cust", pa.string()),
-                                   ("pair", pa.string()), ("merch", pa.string()),
-                                   ("mcountry", pa.string()), ("dev", pa.string()),
+#: Columns of earlier transactions kept between batches (``lam_q`` is the log amount). Entity
+#: columns hold int32 codes of a ``KeyCodes`` mapping (-1: null, no entity), not the strings:
+#: hashing 7 days of strings again for every batch made a batch's cost grow with the history.
+HISTORY_SCHEMA: Final = pa.schema([("ts", pa.int64()), ("card", pa.int32()), ("cust", pa.int32()),
+                                   ("pair", pa.int32()), ("merch", pa.int32()),
+                                   ("mcountry", pa.int32()), ("dev", pa.int32()),
                                    ("lam_q", pa.int64())])
+#: History column -> the batch column whose strings it codes (``pair`` is built per batch).
+KEY_COLUMNS: Final = {"card": "card_token", "cust": "customer_id", "pair": "pair",
+                      "merch": "merchant_id", "mcountry": "merchant_country", "dev": "device_hash"}
+#: A code mapping is rebuilt from the codes still in history once it holds more than this many
+#: times the entities it held live at its last rebuild: entities seen once and aged out would
+#: otherwise grow it without bound. Each rebuild costs one pass over the history and follows at
+#: least (factor - 1) x live new entities, so its cost per row stays constant.
+MAPPING_REBUILD_FACTOR: Final = 4
+#: Below this many entries a mapping is never rebuilt (small streams skip the pass altogether).
+MAPPING_MIN_ENTRIES: Final = 1 << 16
 
 _EXP_KEYS: Final = list(CURRENCY_EXPONENTS)
 _EXP_VALUES: Final = np.array([CURRENCY_EXPONENTS[c] for c in _EXP_KEYS] + [DEFAULT_EXPONENT],
@@ -108,15 +121,109 @@ def _mcc_codes(mcc: pa.Array) -> np.ndarray:
     return pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)
 
 
-def _codes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Integer codes of a string column by hashing (nulls get -1)."""
-    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    return pc.dictionary_encode(arr).indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+class KeyCodes:
+    """A persistent string -> integer code mapping of one history column (null -> -1).
+
+    Codes are dense and in insertion order: ``keys`` (Arrow string chunks) holds code -> key.
+    A batch's distinct keys are found by one C hash pass (``dictionary_encode``), then looked
+    up one of two ways, whichever is cheaper for the sizes at hand (measured here: Arrow hashes
+    about 10x faster per key than a Python dict probes one, so at the replay's 65k-row batches
+    over a stable population of ~50k cards the dict path alone cost ~5 ms per column):
+
+    - while the mapping holds at most ``ARROW_LOOKUP_RATIO`` x the batch's distinct keys:
+      ``index_in`` against all keys, in C, O(mapping + batch), no Python per key;
+    - beyond that (a dense week of traffic, millions of keys): a Python dict, O(batch distinct
+      keys) at ~200 ns each, whatever the mapping's size. Building it costs about ten Arrow
+      passes, so it is built only after ``DICT_AFTER`` batches in a row found the mapping that
+      large (one small batch, a stream's last or a drill-down's single row, does not pay for
+      it); from then on it is kept up to date until a rebuild drops it.
+    """
+
+    #: Arrow lookup while len(mapping) <= this x the batch's distinct keys.
+    ARROW_LOOKUP_RATIO: Final = 8
+    #: Consecutive batches beyond that ratio before the dict is built.
+    DICT_AFTER: Final = 4
+
+    def __init__(self, min_entries: int = MAPPING_MIN_ENTRIES) -> None:
+        self.min_entries = min_entries
+        self.limit = min_entries
+        self.size = 0
+        self.chunks: list[pa.Array] = []
+        self.index: dict[str, int] | None = None  # built when the dict path is first taken
+        self.strain = 0  # consecutive batches for which the Arrow lookup was the costlier
+
+    def __len__(self) -> int:
+        return self.size
+
+    def keys(self) -> pa.Array:
+        """Every key, at its code's position (one chunk from then on)."""
+        if len(self.chunks) != 1:
+            self.chunks = [pa.concat_arrays(self.chunks) if self.chunks else pa.array([], pa.string())]
+        return self.chunks[0]
+
+    def encode(self, values: pa.Array) -> np.ndarray:
+        if pa.types.is_null(values.type):  # an all-null column of no type: no entities
+            return np.full(len(values), -1, np.int64)
+        enc = pc.dictionary_encode(values)
+        uniq = enc.dictionary
+        if uniq.type != pa.string():
+            uniq = uniq.cast(pa.string())
+        # One slot more for nulls: their index is filled with -1, which reads the last slot.
+        lut = np.empty(len(uniq) + 1, np.int64)
+        lut[-1] = -1
+        if self.index is None:
+            self.strain = self.strain + 1 if self.size > self.ARROW_LOOKUP_RATIO * len(uniq) else 0
+        if self.index is None and self.strain <= self.DICT_AFTER:
+            found = pc.index_in(uniq, value_set=self.keys())
+            new = found.is_null().to_numpy(zero_copy_only=False)
+            lut[:-1] = found.fill_null(-1).to_numpy(zero_copy_only=False)
+            lut[:-1][new] = self.size + np.arange(int(new.sum()), dtype=np.int64)
+        else:
+            index = self._index()
+            # A key not yet in the dict gets the next code: its default is the dict's length.
+            lut[:-1] = np.fromiter(map(index.__getitem__, uniq.to_pylist()), np.int64, len(uniq))
+            new = lut[:-1] >= self.size
+        if new.any():
+            self.chunks.append(uniq.filter(pa.array(new)))
+            self.size += int(new.sum())
+            if self.size >= 2**31:  # the history stores codes as int32
+                raise OverflowError("KeyCodes: more than 2**31 distinct keys")
+        return lut[enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)]
+
+    def _index(self) -> dict[str, int]:
+        if self.index is None:
+            index: defaultdict[str, int] = defaultdict()
+            index.update(zip(self.keys().to_pylist(), range(self.size), strict=True))
+            index.default_factory = index.__len__
+            self.index = index
+        return self.index
+
+    def due(self) -> bool:
+        return self.size > self.limit
+
+    def rebuild(self, live: np.ndarray) -> np.ndarray:
+        """Keep only the keys whose codes occur in ``live``; return ``live`` recoded.
+
+        A mark array instead of ``np.unique``: no sort, one pass over the history column. Old
+        codes keep their order, so codes stay dense and in insertion order. The dict, if any,
+        is dropped and rebuilt only if the dict path is needed again.
+        """
+        mark = np.zeros(self.size + 1, bool)
+        mark[live + 1] = True  # +1: a null (-1) marks slot 0, which is not a key
+        kept = np.flatnonzero(mark[1:])
+        remap = np.full(self.size + 1, -1, np.int64)
+        remap[kept + 1] = np.arange(len(kept), dtype=np.int64)
+        self.chunks = [self.keys().take(pa.array(kept))]
+        self.size = len(kept)
+        self.index, self.strain = None, 0
+        self.limit = max(MAPPING_REBUILD_FACTOR * len(kept), self.min_entries)
+        return remap[live + 1]
 
 
 def window_stats(codes: np.ndarray, ts_us: np.ndarray, values: np.ndarray,
                  windows_us: tuple[int, ...],
-                 distinct: tuple[np.ndarray, ...] = ()) -> dict[str, np.ndarray]:
+                 distinct: tuple[np.ndarray, ...] = (),
+                 first_query: int = 0) -> dict[str, np.ndarray]:
     """Per row: count and integer value sum of EARLIER rows of the same entity in each window.
 
     Rows must be in time order; "earlier" is input order, and a row exactly ``w`` old counts.
@@ -125,102 +232,129 @@ def window_stats(codes: np.ndarray, ts_us: np.ndarray, values: np.ndarray,
     ``GAP_CAP_US`` so the value cannot depend on how much history a batch carried.
     For each array in ``distinct`` (codes of another column), ``distinct_<k>`` counts the
     distinct values among the entity's last ``DISTINCT_LAST_N`` earlier rows in 24 h.
+    Only rows from ``first_query`` on are computed and returned; the rows before it count as
+    earlier rows only. The batch path puts the history there: its own results would be thrown
+    away, and the searches per row are most of the cost once an entity has a dense week.
     """
     n = len(codes)
+    m = max(n - first_query, 0)
     out: dict[str, np.ndarray] = {}
-    if n == 0:
+    if m == 0:
         for w in windows_us:
             out[f"n_{w}"], out[f"sum_{w}"] = np.zeros(0, np.int64), np.zeros(0, np.int64)
         out["gap_us"] = np.zeros(0, np.int64)
         for k in range(len(distinct)):
             out[f"distinct_{k}"] = np.zeros(0, np.int64)
         return out
-    order = np.argsort(codes, kind="stable")
+    low = int(codes.min())
+    if int(codes.max()) - low < 2**16:
+        # The same stable order, but numpy radix-sorts 16-bit keys (8x faster than a merge
+        # sort of int64 here); the batch path's codes are below the batch size.
+        order = np.argsort((codes - low).astype(np.uint16), kind="stable")
+    else:
+        order = np.argsort(codes, kind="stable")
     sc, st = codes[order], ts_us[order]
     rel = st - st.min()
     span = int(rel.max()) + max(windows_us) + 1
     if (int(sc.max()) + 2) * span >= 2**62:
         raise OverflowError("window_stats: time span too long for the composite key")
     key = (sc + 1) * span + rel
-    pos = np.arange(n)
+    # Sorted positions of the rows asked for, and where each goes in the output.
+    qpos = np.flatnonzero(order >= first_query)
+    dest = order[qpos] - first_query
+    qkey = key[qpos]
     cs = np.concatenate([[0], np.cumsum(values[order])])
     for w in windows_us:
-        start = np.searchsorted(key, key - w, side="left")
-        res_n, res_s = np.empty(n, np.int64), np.empty(n, np.int64)
-        res_n[order] = pos - start
-        res_s[order] = cs[pos] - cs[start]
+        start = np.searchsorted(key, qkey - w, side="left")
+        res_n, res_s = np.empty(m, np.int64), np.empty(m, np.int64)
+        res_n[dest] = qpos - start
+        res_s[dest] = cs[qpos] - cs[start]
         out[f"n_{w}"], out[f"sum_{w}"] = res_n, res_s
-    gap_sorted = np.full(n, GAP_CAP_US, dtype=np.int64)
-    same = sc[1:] == sc[:-1]
-    gap_sorted[1:][same] = np.minimum(st[1:][same] - st[:-1][same], GAP_CAP_US)
-    gap = np.empty(n, np.int64)
-    gap[order] = gap_sorted
+    prev = np.maximum(qpos - 1, 0)
+    same = (qpos > 0) & (sc[prev] == sc[qpos])
+    gap = np.empty(m, np.int64)
+    gap[dest] = np.where(same, np.minimum(st[qpos] - st[prev], GAP_CAP_US), GAP_CAP_US)
     out["gap_us"] = gap
     if distinct:
-        lo = np.maximum(np.searchsorted(key, key - WINDOW_24H_US, side="left"), pos - DISTINCT_LAST_N)
+        lo = np.maximum(np.searchsorted(key, qkey - WINDOW_24H_US, side="left"),
+                        qpos - DISTINCT_LAST_N)
         for k, other in enumerate(distinct):
-            res = np.empty(n, np.int64)
-            res[order] = _distinct_recent(sc, other[order], pos, lo)
+            res = np.empty(m, np.int64)
+            res[dest] = _distinct_recent(sc, other[order], qpos, lo)
             out[f"distinct_{k}"] = res
     return out
 
 
-def _distinct_recent(sc: np.ndarray, so: np.ndarray, pos: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """Per sorted row i: distinct ``so`` values among rows [lo_i, i) (same entity by ``lo``).
+def _distinct_recent(sc: np.ndarray, so: np.ndarray, qpos: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Per sorted row i in ``qpos``: distinct ``so`` values among rows [lo_i, i) (same entity).
 
     A value counts once: at its last occurrence before i, i.e. the rows j whose next row with
-    the same (entity, value) is at i or later. One vectorised pass per lag, over only the rows
-    that still have that many candidates (most cards have one or two), at most
-    DISTINCT_LAST_N passes.
+    the same (entity, value) is at i or later. Next rows are found among the rows of some
+    [lo_i, i] only: if j's true next row is before i it lies in (j, i) and so among them, and
+    otherwise the next one found is at i or later too, so the count is the same. One vectorised
+    pass per lag, over only the rows that still have that many candidates (most cards have one
+    or two), at most DISTINCT_LAST_N passes.
     """
     n = len(sc)
-    pair = sc * (int(so.max()) + 2) + (so + 1)  # codes are >= -1; both < 2**31, no overflow
+    # Rows covered by some [lo_i, i]: +1 where a range opens, -1 after it closes.
+    edge = np.bincount(lo, minlength=n + 1) - np.bincount(qpos + 1, minlength=n + 1)
+    rows = np.flatnonzero(np.cumsum(edge[:n]) > 0)
+    r_so = so[rows]
+    pair = sc[rows] * (int(r_so.max()) + 2) + (r_so + 1)  # codes >= -1; both < 2**31
     by_pair = np.argsort(pair, kind="stable")
     nxt = np.full(n, n, dtype=np.int64)
     same = pair[by_pair][1:] == pair[by_pair][:-1]
-    nxt[by_pair[:-1][same]] = by_pair[1:][same]
-    count = np.zeros(n, np.int64)
-    active = np.flatnonzero(pos - lo >= 1)
+    nxt[rows[by_pair[:-1][same]]] = rows[by_pair[1:][same]]
+    count = np.zeros(len(qpos), np.int64)
+    depth = qpos - lo
+    active = np.flatnonzero(depth >= 1)
     for lag in range(1, DISTINCT_LAST_N + 1):
         if lag > 1:
-            active = active[active - lo[active] >= lag]
+            active = active[depth[active] >= lag]
         if len(active) == 0:
             break
-        count[active] += nxt[active - lag] >= active
+        i = qpos[active]
+        count[active] += nxt[i - lag] >= i
     return count
 
 
-def _entity_stats(hist: pa.Table, hist_ts: np.ndarray, col: str, keys: pa.Array, ts: np.ndarray,
-                  lam: np.ndarray, windows_us: tuple[int, ...],
-                  distinct: tuple[tuple[str, pa.Array], ...] = ()) -> dict[str, np.ndarray]:
+def _entity_stats(h_ts: np.ndarray, h_codes: np.ndarray, h_lam: np.ndarray, n_codes: int,
+                  codes: np.ndarray, ts: np.ndarray, lam: np.ndarray, windows_us: tuple[int, ...],
+                  distinct: tuple[tuple[np.ndarray, np.ndarray], ...] = ()) -> dict[str, np.ndarray]:
     """window_stats of the batch rows, with only the history rows that can matter to them.
 
-    History rows too old for the longest window are cut by a binary search on their sorted
-    times; the rest are encoded together with the batch (one hash pass) and kept only when
-    their entity occurs in the batch, so the sort works on the rows that matter.
+    ``h_*`` are the history columns (entity codes of one ``KeyCodes`` mapping, ``n_codes``
+    entries); ``codes`` the batch's codes from the same mapping. History rows too old for the
+    longest window are cut by a binary search on their sorted times; of the rest, only rows
+    whose entity occurs in the batch are kept, found by a lookup table indexed by code (integer
+    work, no hashing), so the sort works on the rows that matter. ``distinct`` pairs a history
+    code column with the batch's codes of the same column.
     """
-    first = int(np.searchsorted(hist_ts, int(ts[0]) - max(windows_us), side="left"))
-    h_keys = hist[col].slice(first).combine_chunks() if hist.num_rows else pa.array([], pa.string())
-    codes = _codes(pa.concat_arrays([h_keys, keys]) if len(h_keys) else keys)
-    k = len(h_keys)
+    first = int(np.searchsorted(h_ts, int(ts[0]) - max(windows_us), side="left"))
+    # Renumber the batch's entities below the batch size through a table indexed by code: each
+    # entity takes the position of one of its batch rows (whichever write lands; all later reads
+    # see the same one). Any consistent numbering gives the same groups, and small codes keep
+    # window_stats' composite key (code x time span) far from overflow however many entities
+    # the mapping holds. np.empty/np.zeros of a large table touch only the pages written here.
+    slot = codes + 1  # +1: a null key (-1) takes slot 0
+    local_of = np.empty(n_codes + 1, np.int64)
+    local_of[slot] = np.arange(len(codes), dtype=np.int64)
+    local = local_of[slot]
     keep = np.zeros(0, np.int64)
+    if first < len(h_ts):
+        in_batch = np.zeros(n_codes + 1, dtype=bool)
+        in_batch[slot] = True
+        keep = first + np.flatnonzero(in_batch[h_codes[first:] + 1])
+    k = len(keep)
     if k:
-        in_batch = np.zeros(int(codes.max()) + 2, dtype=bool)
-        in_batch[codes[k:] + 1] = True  # +1: a null key (-1) indexes slot 0
-        keep = np.flatnonzero(in_batch[codes[:k] + 1])
-        h_lam = hist["lam_q"].slice(first).to_numpy()[keep]
-        codes = np.concatenate([codes[:k][keep], codes[k:]])
-        k = len(keep)
-        all_ts = np.concatenate([hist_ts[first:][keep], ts])
-        values = np.concatenate([h_lam, lam])
+        all_codes = np.concatenate([local_of[h_codes[keep] + 1], local])
+        all_ts = np.concatenate([h_ts[keep], ts])
+        values = np.concatenate([h_lam[keep], lam])
+        others = tuple(np.concatenate([h_other[keep], other]) for h_other, other in distinct)
     else:
-        all_ts, values = ts, lam
-    others = []
-    for h_col, batch_values in distinct:
-        h_vals = hist[h_col].slice(first).combine_chunks().take(pa.array(keep)) if k else None
-        others.append(_codes(pa.concat_arrays([h_vals, batch_values]) if k else batch_values))
-    stats = window_stats(codes, all_ts, values, windows_us, tuple(others))
-    return {name: v[k:] for name, v in stats.items()}
+        all_codes, all_ts, values = local, ts, lam
+        others = tuple(other for _, other in distinct)
+    return window_stats(all_codes, all_ts, values, windows_us, others, first_query=k)
 
 
 def _batch_columns(batch: pa.Table | pa.RecordBatch) -> dict[str, pa.Array]:
@@ -240,12 +374,30 @@ class FeatureState:
     ``features`` must be called with batches in time order; it computes each row's features
     from earlier rows only, then adds the batch to the history and drops what has aged out, so
     the result does not depend on where batch boundaries fall.
+
+    The history is a set of integer column buffers (HISTORY_SCHEMA) with entity keys held as
+    codes of one ``KeyCodes`` mapping per column, so a batch hashes only its own keys. Rows
+    live in ``[start, stop)``: a batch is appended after ``stop`` and aged-out rows are dropped
+    by moving ``start``; the buffers are compacted or grown only when full, so appending
+    costs O(batch) amortised instead of copying the whole history every batch.
     """
 
-    def __init__(self) -> None:
-        self.history = HISTORY_SCHEMA.empty_table()
+    def __init__(self, min_mapping_entries: int = MAPPING_MIN_ENTRIES) -> None:
         self.labels = LabelBook()
         self.last_ts_us: int | None = None
+        self.keys = {col: KeyCodes(min_mapping_entries) for col in KEY_COLUMNS}
+        self._buf = {f.name: np.zeros(0, np.int64 if f.type == pa.int64() else np.int32)
+                     for f in HISTORY_SCHEMA}
+        self._start = self._stop = 0
+
+    def _hist(self, name: str) -> np.ndarray:
+        return self._buf[name][self._start:self._stop]
+
+    @property
+    def history(self) -> pa.Table:
+        """A copy of the kept rows (HISTORY_SCHEMA; entity columns as codes), to inspect."""
+        return pa.table([pa.array(self._hist(n).copy()) for n in HISTORY_SCHEMA.names],
+                        schema=HISTORY_SCHEMA)
 
     def observe_labels(self, merchants: pa.Array, label_ts_us: pa.Array | np.ndarray,
                        fraud: pa.Array | np.ndarray) -> None:
@@ -264,9 +416,10 @@ class FeatureState:
         if len(ts) == 0:
             return np.zeros((0, len(FEATURES)), np.float32)
         lam = _log_q(cols["amount_minor"], cols["currency"])
-        pair = pc.binary_join_element_wise(cols["customer_id"], cols["device_hash"], "|")
-        mat = self._matrix(cols, ts, lam, pair)
-        self._remember(cols, ts, lam, pair)
+        cols["pair"] = pc.binary_join_element_wise(cols["customer_id"], cols["device_hash"], "|")
+        codes = {col: self.keys[col].encode(cols[src]) for col, src in KEY_COLUMNS.items()}
+        mat = self._matrix(cols, ts, lam, codes)
+        self._remember(ts, lam, codes)
         return mat
 
     def _check_order(self, ts: np.ndarray) -> None:
@@ -276,18 +429,21 @@ class FeatureState:
                              "features need batches sorted by ts, then txn_id")
 
     def _matrix(self, cols: dict[str, pa.Array], ts: np.ndarray, lam: np.ndarray,
-                pair: pa.Array) -> np.ndarray:
-        h = self.history
-        h_ts = h["ts"].to_numpy()
-        card = _entity_stats(h, h_ts, "card", cols["card_token"], ts, lam,
-                             (WINDOW_10M_US, WINDOW_1H_US, WINDOW_24H_US, WINDOW_7D_US),
-                             (("merch", cols["merchant_id"]), ("mcountry", cols["merchant_country"])))
-        cust = _entity_stats(h, h_ts, "cust", cols["customer_id"], ts, lam,
-                             (WINDOW_24H_US, WINDOW_7D_US))
-        dev = _entity_stats(h, h_ts, "pair", pair, ts, lam, (WINDOW_24H_US,))
-        device = _entity_stats(h, h_ts, "dev", cols["device_hash"], ts, lam, (WINDOW_24H_US,))
-        merch = _entity_stats(h, h_ts, "merch", cols["merchant_id"], ts, lam,
-                              (WINDOW_1H_US, WINDOW_24H_US))
+                codes: dict[str, np.ndarray]) -> np.ndarray:
+        h_ts, h_lam = self._hist("ts"), self._hist("lam_q")
+
+        def stats(col: str, windows_us: tuple[int, ...],
+                  distinct: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+            return _entity_stats(h_ts, self._hist(col), h_lam, len(self.keys[col]), codes[col],
+                                 ts, lam, windows_us,
+                                 tuple((self._hist(o), codes[o]) for o in distinct))
+
+        card = stats("card", (WINDOW_10M_US, WINDOW_1H_US, WINDOW_24H_US, WINDOW_7D_US),
+                     ("merch", "mcountry"))
+        cust = stats("cust", (WINDOW_24H_US, WINDOW_7D_US))
+        dev = stats("pair", (WINDOW_24H_US,))
+        device = stats("dev", (WINDOW_24H_US,))
+        merch = stats("merch", (WINDOW_1H_US, WINDOW_24H_US))
         cust_n, cust_s = cust[f"n_{WINDOW_24H_US}"], cust[f"sum_{WINDOW_24H_US}"]
         # (lam * n - sum) / (n * scale): one rounding, the same in the online path.
         dev_num = (lam * cust_n - cust_s).astype(np.float64)
@@ -316,13 +472,40 @@ class FeatureState:
         ])
         return mat.astype(np.float32)
 
-    def _remember(self, cols: dict[str, pa.Array], ts: np.ndarray, lam: np.ndarray,
-                  pair: pa.Array) -> None:
+    def _remember(self, ts: np.ndarray, lam: np.ndarray, codes: dict[str, np.ndarray]) -> None:
         now = int(ts[-1])
-        added = pa.table([pa.array(ts), cols["card_token"], cols["customer_id"], pair,
-                          cols["merchant_id"], cols["merchant_country"], cols["device_hash"],
-                          pa.array(lam)], schema=HISTORY_SCHEMA)
-        kept = pa.concat_tables([self.history, added])
-        self.history = kept.filter(pc.greater_equal(kept["ts"], now - HISTORY_US)).combine_chunks()
+        self._append({"ts": ts, "lam_q": lam, **codes})
+        # Rows are in time order: the aged-out ones are a prefix (kept: ts >= now - HISTORY_US).
+        self._start += int(np.searchsorted(self._hist("ts"), now - HISTORY_US, side="left"))
+        self.rebuild_keys()
         self.labels.advance(now)
         self.last_ts_us = now
+
+    def rebuild_keys(self, force: bool = False) -> None:
+        """Rebuild the code mappings that are due (all with ``force``) from the history's codes.
+
+        Keys of entities no longer in the history are dropped and the rest renumbered, in the
+        mapping and in the history column alike; features do not change, as only which rows
+        share a code matters.
+        """
+        for col, mapping in self.keys.items():
+            if force or mapping.due():
+                self._buf[col][self._start:self._stop] = mapping.rebuild(self._hist(col))
+
+    def _append(self, rows: dict[str, np.ndarray]) -> None:
+        n = len(rows["ts"])
+        live, cap = self._stop - self._start, len(self._buf["ts"])
+        if self._stop + n > cap:
+            # Compact in place while the live rows and the batch fill at most 2/3 of the
+            # buffer, else grow it to 1.5x that: either way at least a third of the buffer is
+            # appended before the next copy, so copying costs O(1) per row, and the slack
+            # stays at half the live rows (memory, not just speed, is a target of replay).
+            new_cap = cap if 3 * (live + n) <= 2 * cap else max(3 * (live + n) // 2, 1 << 16)
+            for name, buf in self._buf.items():
+                out = buf if new_cap == cap else np.empty(new_cap, buf.dtype)
+                out[:live] = buf[self._start:self._stop]  # numpy copes with the overlap
+                self._buf[name] = out
+            self._start, self._stop = 0, live
+        for name, buf in self._buf.items():
+            buf[self._stop:self._stop + n] = rows[name]
+        self._stop += n

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from cutover.errors import InputError
@@ -187,3 +188,77 @@ def test_mcc_code_is_the_same_number_on_both_paths_and_unknown_for_junk():
     expected = [5411, 742] + [MCC_UNKNOWN] * 6
     assert _mcc_codes(pa.array(values, pa.string())).tolist() == expected
     assert [mcc_code(v) for v in values] == expected
+
+
+def _one_off_rows(start: int, n: int, t0: int, step_us: int) -> pa.Table:
+    """n transactions, each by a card, customer and device never seen before or after."""
+    ids = [f"{i:08d}" for i in range(start, start + n)]
+    ts = pa.array(t0 + np.arange(start, start + n, dtype=np.int64) * step_us, pa.int64())
+    return pa.table({"txn_id": [f"t{i}" for i in ids], "ts": ts.cast(pa.timestamp("us", tz="UTC")),
+                     "merchant_id": [f"M{i % 5}" for i in range(start, start + n)],
+                     "mcc": ["5411"] * n, "customer_id": [f"c{i}" for i in ids],
+                     "card_token": [f"k{i}" for i in ids], "card_bin": ["400100"] * n,
+                     "card_country": ["US"] * n, "amount_minor": pa.array([100] * n, pa.int64()),
+                     "currency": ["USD"] * n, "merchant_country": ["US"] * n,
+                     "channel": ["pos"] * n, "device_hash": [f"d{i}" for i in ids]})
+
+
+def test_key_mappings_stay_bounded_over_a_long_stream_of_one_off_entities():
+    """60 days at 2,000 rows a day, every card, customer and device seen once: 120,000 of each
+    go through the code mappings, but a mapping is rebuilt from the codes still in the 7-day
+    history once it holds 4x what it held live at its last rebuild. The history holds 14,001
+    rows (7 days and the row exactly 7 days old), so a mapping never holds more than
+    4 x 14,001 + one batch = 58,004 keys (56,001 at most here, against 120,000 unbounded)."""
+    per_day, days = 2_000, 60
+    t0 = int(START.timestamp()) * US
+    state = FeatureState(min_mapping_entries=1_000)
+    largest = 0
+    for day in range(days):
+        state.features(_one_off_rows(day * per_day, per_day, t0, WINDOW_24H_US // per_day))
+        largest = max(largest, max(len(m) for m in state.keys.values()))
+    assert largest <= 4 * (7 * per_day + 1) + per_day
+    assert largest == 56_001
+    live = state.history.num_rows
+    assert live == 7 * per_day + 1  # the rows at or after now - 7 days
+    for col in ("card", "cust", "pair", "dev"):
+        assert len(state.keys[col]) <= 4 * live + per_day
+        codes = state.history[col].to_numpy()
+        assert codes.min() >= 0 and codes.max() < len(state.keys[col])
+    assert len(state.keys["merch"]) == 5 and len(state.keys["mcountry"]) == 1
+    assert state.keys["merch"].index is None  # 5 merchants: always the Arrow lookup
+
+
+def test_a_mapping_rebuild_mid_stream_leaves_features_unchanged():
+    """12 days of traffic whose cards, customers and devices of the first 4 days are renamed
+    (so they age out of the 7-day history), in 40 batches, with every mapping rebuilt after
+    each batch: rebuilds drop and renumber keys, and the features are bit-identical to the
+    same stream whose mappings are never rebuilt, and to one batch."""
+    table = make_traffic(5_000, seed=11, days=12)
+    ts = table["ts"].cast(pa.int64())
+    early = pc.less(ts, int(START.timestamp()) * US + 4 * WINDOW_24H_US)
+    for col in ("card_token", "customer_id", "device_hash"):
+        renamed = pc.if_else(early, pc.binary_join_element_wise(
+            "old-", table[col], ""), table[col])
+        table = table.set_column(table.schema.get_field_index(col), col, renamed)
+    labels = _labels(table)
+    view = candidate_view(table)
+
+    def run(rebuild: bool) -> tuple[np.ndarray, FeatureState]:
+        state = FeatureState(min_mapping_entries=10**9)  # no automatic rebuild
+        state.observe_labels(*labels)
+        parts = []
+        for batch in view.to_batches(max_chunksize=125):
+            parts.append(state.features(batch))
+            if rebuild:
+                state.rebuild_keys(force=True)
+        return np.vstack(parts), state
+
+    rebuilt, small = run(rebuild=True)
+    kept, large = run(rebuild=False)
+    n_cards = len(pc.unique(table["card_token"]))
+    assert n_cards == 980 and len(large.keys["card"]) == n_cards  # every card seen
+    # Past 8x a batch's keys the lookup moves from Arrow to the dict: both paths ran here.
+    assert large.keys["card"].index is not None
+    assert len(small.keys["card"]) == len(np.unique(small.history["card"].to_numpy())) < 520
+    assert np.array_equal(rebuilt, kept)
+    assert np.array_equal(rebuilt, batch_features(table, labels=labels))
