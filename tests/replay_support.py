@@ -8,6 +8,8 @@ fraud labels seen per merchant), so resuming a replay is a real test of the warm
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -235,3 +237,13 @@ def read_parts(run_dir: Path, sub: str) -> pa.Table:
 def shifted(start: datetime, hours: float) -> datetime:
     """``start`` plus some hours."""
     return start + timedelta(hours=hours)
+
+
+def gate_canary(report: Path) -> subprocess.CompletedProcess:
+    """`cutover gate REPORT --policy fixtures/plans/demo.toml --phase canary-1` in a fresh
+    process, the way CI calls it."""
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-c", "from cutover.cli import main; main()", "gate",
+                           str(report), "--policy", str(root / "fixtures/plans/demo.toml"),
+                           "--phase", "canary-1"], capture_output=True, text=True, cwd=root)
+

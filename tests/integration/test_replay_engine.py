@@ -1,8 +1,6 @@
 """The replay engine end to end on a small store: conservation, parts, report, narrowing."""
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from cutover.replay.engine import run_replay
 from cutover.replay.filters import hash_fraction
 from tests.replay_support import (
     exact_candidate,  # noqa: F401  (imported by name through --candidate)
+    gate_canary,
     make_traffic,
     read_parts,
     with_bad_rows,
@@ -64,10 +63,7 @@ def test_the_gate_can_judge_the_report(store, tmp_path):
     """cutover gate reads the report: pass or fail, never "unusable input"."""
     out = tmp_path / "run"
     run_replay(store, out, candidate=MIRROR, batch_rows=2_000)
-    result = subprocess.run([sys.executable, "-c", "from cutover.cli import main; main()", "gate",
-                             str(out / "report.json"), "--policy",
-                             str(ROOT / "fixtures/plans/demo.toml"), "--phase", "canary-1"],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = gate_canary(out / "report.json")
     assert result.returncode in (0, 1), result.stderr
 
 

@@ -1,8 +1,6 @@
 """A generated store replayed through the reference stack: conservation, gate-ready report."""
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import pyarrow.compute as pc
 import pytest
 
 from cutover.replay.engine import run_replay
-from tests.replay_support import drop_latency, read_parts
+from tests.replay_support import drop_latency, gate_canary, read_parts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,10 +46,7 @@ def test_generated_store_through_the_reference_stack(trained, tmp_path):
         assert f"](charts/{chart}.png)" in markdown
         image = (out / "charts" / f"{chart}.png").read_bytes()
         assert image[:8] == b"\x89PNG\r\n\x1a\n" and len(image) > 2_000
-    gate = subprocess.run([sys.executable, "-c", "from cutover.cli import main; main()", "gate",
-                           str(out / "report.json"), "--policy",
-                           str(ROOT / "fixtures/plans/demo.toml"), "--phase", "canary-1"],
-                          capture_output=True, text=True, cwd=ROOT)
+    gate = gate_canary(out / "report.json")
     assert gate.returncode in (0, 1), gate.stderr
 
 

@@ -24,6 +24,14 @@ from tests.tui_support import (
 SIZE = (100, 30)
 
 
+async def open_detail(pilot, app) -> None:
+    """From the Diffs screen: Enter on the selected row, then wait for Detail to load."""
+    await settle(pilot)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), "Detail")
+    await settle(pilot)
+
+
 def make_app(run_dir, tmp_path=None, **options) -> CutoverApp:
     """The app on ``run_dir``, with a plan db (fixed clock) when ``tmp_path`` is given."""
     if tmp_path is not None:
@@ -116,10 +124,7 @@ async def test_enter_opens_detail_side_by_side_and_escape_returns(small_run):
     """Enter on a row shows that txn's outcomes, deepdiff tree and reason codes."""
     app = make_app(small_run, start="diffs")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), "Detail")
-        await settle(pilot)
+        await open_detail(pilot, app)
         assert app.screen.txn_id == "T000003"
         sides = {r[0]: r[1:] for r in cells(app.screen.query_one("#sides", DataTable))}
         assert sides["decision *"] == ["approve", "decline"]
@@ -140,10 +145,7 @@ async def test_detail_shows_the_features_the_candidate_saw(small_run):
     write_traffic_for(small_run)
     app = make_app(small_run, start="diffs")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), "Detail")
-        await settle(pilot)
+        await open_detail(pilot, app)
         features = dict(cells(app.screen.query_one("#features", DataTable)))
         assert features["card_bin"] == "411111" and features["customer_id"] == "C0003"
         assert features["amount_minor"] == "24757"
