@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
-from cutover.replay.store import iter_batches  # noqa: E402
 from cutover.stack import default_stack  # noqa: E402
+from cutover.store.traffic import iter_batches  # noqa: E402
 
 ROWS_DEFAULT: Final = 500_000
 DAYS_DEFAULT: Final = 10

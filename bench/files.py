@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cutover.adapters.files import FileReader, load_layout  # noqa: E402
-from cutover.replay.store import write_day_partitions  # noqa: E402
 from cutover.sim.eod import export_eod  # noqa: E402
+from cutover.store.traffic import write_day_partitions  # noqa: E402
 from tests.files_support import traffic_table  # noqa: E402
 
 ROWS_DEFAULT = 1_000_000

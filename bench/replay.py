@@ -83,7 +83,7 @@ def _models(data: Path, store: Path, rows: int, seed: int) -> tuple[Path | None,
     import shutil
     models = data / f"models-{rows}-{seed}"
     try:
-        from cutover.replay.candidate import load_candidate
+        from cutover.adapters.candidate import load_candidate
         for attempt in range(2):
             if not (models / "LATEST").is_file():
                 _train(store, models)
@@ -101,8 +101,8 @@ def _models(data: Path, store: Path, rows: int, seed: int) -> tuple[Path | None,
 
 
 def _train(store: Path, models: Path) -> None:
-    from cutover.replay.store import day_folders
     from cutover.stack.model import train
+    from cutover.store.traffic import day_folders
     days = day_folders(store)
     first = datetime.strptime(days[0].name.removeprefix("day="), "%Y-%m-%d")
     until = first + timedelta(days=max(1, int(len(days) * TRAIN_SHARE)))

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 from cutover.adapters.soap import SoapAdapter, SoapOptions  # noqa: E402
 from cutover.sim.legacy_server import start_server  # noqa: E402
 
-MAPPING: Final = REPO / "fixtures" / "mappings" / "legacy_auth.toml"
+MAPPING: Final = REPO / "cutover" / "fixtures" / "mappings" / "legacy_auth.toml"
 #: High enough that the throttle never waits: the unthrottled runs measure zeep and HTTP only.
 UNTHROTTLED_CALLS_PER_S: Final = 1_000_000.0
 THROTTLE_TOLERANCE: Final = 0.05

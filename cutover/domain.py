@@ -230,6 +230,18 @@ DIFF: Final = pa.schema(
 )
 
 
+# What a candidate may and may not see of a traffic row (the candidate port's contract).
+LABEL_COLUMNS: Final = ("is_fraud", "chargeback", "label_ts", "gateway_ok")
+#: The columns ``observe_labels`` receives.
+LABELS_FOR_STACK: Final = ("txn_id", "merchant_id", "label_ts", "is_fraud")
+#: What replay keeps of a row for the candidate's later knowledge: its label and its gateway
+#: outcome. Warm-up and resume carry these columns, so outcomes follow labels everywhere.
+OBSERVED_LABELS: Final = (*LABELS_FOR_STACK, "ts", "legacy_route", "gateway_ok")
+#: What a candidate may see: TRAFFIC without the legacy outcome and the labels.
+REQUEST_COLUMNS: Final = tuple(n for n in TRAFFIC.names
+                               if not n.startswith("legacy_") and n not in LABEL_COLUMNS)
+
+
 def conform(table: pa.Table | pa.RecordBatch, schema: pa.Schema) -> pa.Table:
     """Return ``table`` with exactly ``schema``'s columns, in order, cast to its types.
 

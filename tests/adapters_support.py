@@ -22,7 +22,7 @@ from pathlib import Path
 from cutover.adapters.tokenize import luhn_ok
 
 ROOT = Path(__file__).resolve().parents[1]
-OTHER_MAPPING = ROOT / "fixtures" / "mappings" / "other_core.toml"
+OTHER_MAPPING = ROOT / "cutover" / "fixtures" / "mappings" / "other_core.toml"
 NS = "urn:othercore:payments:v2"
 HUGE_BYTES = 200 * 1024 * 1024
 SLOW_S = 3.0

@@ -18,7 +18,7 @@ PG_ENV = "CUTOVER_TEST_PG_URL"
 PG_HOWTO = (f"set {PG_ENV} to run PostgreSQL tests, e.g. "
             f"{PG_ENV}=postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parents[1]
-DEMO_PLAN = REPO / "fixtures" / "plans" / "demo.toml"
+DEMO_PLAN = REPO / "cutover" / "fixtures" / "plans" / "demo.toml"
 
 
 def make_report(n: int = 100_000, mismatches: dict[str, int] | None = None,

@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cutover.domain import DECISION, TRAFFIC
-from cutover.replay.filters import hash_fraction
-from cutover.replay.store import write_day_partitions
 from cutover.sim.legacy_rules import card_country_of, decide, load_core_config, velocity_1h
+from cutover.store.filters import hash_fraction
+from cutover.store.traffic import write_day_partitions
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 MERCHANTS = [(f"M{i:04d}", country, currency, mcc) for i, (country, currency, mcc) in enumerate(
@@ -240,10 +240,10 @@ def shifted(start: datetime, hours: float) -> datetime:
 
 
 def gate_canary(report: Path) -> subprocess.CompletedProcess:
-    """`cutover gate REPORT --policy fixtures/plans/demo.toml --phase canary-1` in a fresh
+    """`cutover gate REPORT --policy cutover/fixtures/plans/demo.toml --phase canary-1` in a fresh
     process, the way CI calls it."""
     root = Path(__file__).resolve().parents[1]
     return subprocess.run([sys.executable, "-c", "from cutover.cli import main; main()", "gate",
-                           str(report), "--policy", str(root / "fixtures/plans/demo.toml"),
+                           str(report), "--policy", str(root / "cutover/fixtures/plans/demo.toml"),
                            "--phase", "canary-1"], capture_output=True, text=True, cwd=root)
 

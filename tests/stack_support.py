@@ -139,7 +139,7 @@ def labels_of(table: pa.Table) -> pa.Table:
 
 def write_store(table: pa.Table, root: Path) -> Path:
     """Write ``table`` as a traffic store (day partitions)."""
-    from cutover.replay.store import write_day_partitions
+    from cutover.store.traffic import write_day_partitions
 
     write_day_partitions(table, root, "part-00000")
     return root

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from cutover.domain import CATEGORIES, DECISION, DIFF, REPORT_VERSION
 
 REPO: Final = Path(__file__).resolve().parents[1]
-DEMO_PLAN: Final = REPO / "fixtures" / "plans" / "demo.toml"
+DEMO_PLAN: Final = REPO / "cutover" / "fixtures" / "plans" / "demo.toml"
 T0: Final = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 T0_US: Final = int(T0.timestamp() * 1_000_000)
 MERCHANTS: Final = ("M0001", "M0002", "M0003", "M0004", "M0005", "M0006")
@@ -143,7 +143,7 @@ def report_for(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 #: The shipped rules; a replay copies them into the run directory.
-DEFAULT_RULES: Final = REPO / "fixtures" / "diff_rules" / "default.toml"
+DEFAULT_RULES: Final = REPO / "cutover" / "fixtures" / "diff_rules" / "default.toml"
 
 
 def write_small_run(run_dir: Path, rows: int = 120, parts: int = 2,
@@ -192,7 +192,7 @@ def write_plan_db(path: Path) -> tuple[str, FixedClock]:
     url = f"sqlite:///{path}"
     clock = FixedClock(T0)
     machine = PlanMachine(sa.create_engine(url), clock=clock)
-    machine.init(DEMO_PLAN.read_text(encoding="utf-8"), "fixtures/plans/demo.toml", "alice")
+    machine.init(DEMO_PLAN.read_text(encoding="utf-8"), "cutover/fixtures/plans/demo.toml", "alice")
     clock.now = T0 + timedelta(minutes=20)
     machine.approve("bob")
     clock.now = T0 + timedelta(hours=2)

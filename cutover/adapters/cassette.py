@@ -16,6 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
+import pyarrow as pa
+
+from cutover.adapters.importer import assemble_traffic, commit
+from cutover.adapters.mapping import load_mapping
+from cutover.adapters.soap import CodeLookup
 from cutover.adapters.tokenize import find_pans, tokenize_pan
 from cutover.errors import AdapterError, ConfigError
 
@@ -231,13 +237,6 @@ def import_cassette(path: Path, store: Path, mapping_path: Path | None) -> Any:
 
     One interaction at a time: a cassette is small by nature (playback is the slow path).
     """
-    import numpy as np
-    import pyarrow as pa
-
-    from cutover.adapters.importer import _assemble, commit
-    from cutover.adapters.mapping import load_mapping
-    from cutover.adapters.soap import CodeLookup
-
     if mapping_path is None:
         raise ConfigError(f"{path}: importing a cassette needs --mapping (the SOAP mapping)")
     mapping = load_mapping(mapping_path)
@@ -258,6 +257,6 @@ def import_cassette(path: Path, store: Path, mapping_path: Path | None) -> Any:
                            "card_country": row.get("card_country", CARD_COUNTRY_UNKNOWN)})
     n = len(rows)
     cols = {name: pa.array([r.get(name) for r in rows]) for name in {k for r in rows for k in r}}
-    table, reasons, fields = _assemble(cols, n, np.full(n, "", dtype=object),
+    table, reasons, fields = assemble_traffic(cols, n, np.full(n, "", dtype=object),
                                        np.full(n, "", dtype=object))
     return commit(table, np.arange(1, n + 1), reasons, fields, None, Path(path), store, bad)

@@ -2,7 +2,7 @@
 
 Legacy cores answer with two-character ISO 8583 style codes ("00", "51", ...). What each code
 means (approve, decline, review, error), the canonical reason and whether a retry can help are
-data in ``fixtures/codes/legacy_codes.toml``, not code, so a team can adapt it to its core.
+data in ``cutover/fixtures/codes/legacy_codes.toml``, not code, so a team can adapt it to its core.
 A code that is not in the table is never guessed: it becomes decision "error", reason
 "unknown_code", and ``unknown()`` lists such codes so a report can name them.
 """
@@ -80,7 +80,7 @@ class CodeTable:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> CodeTable:
-        """Read a code table TOML (default: fixtures/codes/legacy_codes.toml)."""
+        """Read a code table TOML (default: cutover/fixtures/codes/legacy_codes.toml)."""
         path = Path(path) if path is not None else fixtures_dir() / CODES_RELPATH
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))

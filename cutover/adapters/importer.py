@@ -132,7 +132,7 @@ def map_columns(table: pa.Table, cmap: ColumnMap, key: bytes | None,
         cols["legacy_decision"] = pa.array(np.asarray(decisions, dtype=object), pa.string())
         cols["legacy_reason"] = pa.array(np.asarray(codes_reasons, dtype=object), pa.string())
     _check_values(cols, reasons, fields, tokenised=True)
-    return _assemble(cols, n, reasons, fields)
+    return assemble_traffic(cols, n, reasons, fields)
 
 
 def _check_values(cols: dict[str, pa.Array], reasons: np.ndarray, fields: np.ndarray,
@@ -167,7 +167,7 @@ def _reject_clear_pans(cols: dict[str, pa.Array], reasons: np.ndarray, fields: n
                         f"card number in clear in {name}")
 
 
-def _assemble(cols: dict[str, pa.Array], n: int, reasons: np.ndarray,
+def assemble_traffic(cols: dict[str, pa.Array], n: int, reasons: np.ndarray,
               fields: np.ndarray) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     arrays = []
     for fld in TRAFFIC:
@@ -204,7 +204,7 @@ def split_duplicates(txn_ids: np.ndarray, ok: np.ndarray, known: pa.Array) -> np
 def store_txn_ids(store: Path) -> pa.Array:
     """Every txn_id the store already holds, as one Arrow array (empty for a new store)."""
     from cutover.errors import StoreError
-    from cutover.replay.store import open_store
+    from cutover.store.traffic import open_store
     try:
         ids = open_store(store).to_table(columns=["txn_id"])["txn_id"]
     except StoreError:
@@ -276,7 +276,7 @@ def commit(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, fields: np.n
     For sources read whole (CSV, JSON lines, cassettes); batch files go through
     ``import_layout``, chunk by chunk.
     """
-    from cutover.replay.store import write_day_partitions
+    from cutover.store.traffic import write_day_partitions
 
     counts = ImportCounts(str(source), read=table.num_rows + len(extra_bad))
     imported, counts.duplicates, bad_rows = settle(table, lines, reasons, fields, raw, source,
@@ -362,18 +362,6 @@ def import_file(path: Path, store: Path, fmt: str, cmap: ColumnMap, codes: Any,
     return commit(mapped, lines, reasons, fields, table, path, store, bad)
 
 
-def detect_format(path: Path) -> str:
-    """Guess a source's format from its name: cassette, csv, jsonl, else a layout file."""
-    name = path.name.lower()
-    if name.endswith((".yaml", ".yml")):
-        return "cassette"
-    if name.endswith(".csv"):
-        return "csv"
-    if name.endswith((".jsonl", ".ndjson", ".json")):
-        return "jsonl"
-    return "layout"
-
-
 def chunk_rows_setting(chunk_rows: int | None = None) -> int:
     """Rows per chunk of a batch-file import: the argument, else $CUTOVER_IMPORT_CHUNK_ROWS,
     else CHUNK_ROWS_DEFAULT."""
@@ -428,7 +416,7 @@ def map_layout_chunk(table: pa.Table, codes: Any
     # A batch file's text fields are as untrusted as a CSV's: same card-number and channel
     # checks, and card_token too, since the legacy side wrote it.
     _check_values(cols, row_reasons, fields, tokenised=False)
-    mapped, row_reasons, fields = _assemble(cols, n, row_reasons, fields)
+    mapped, row_reasons, fields = assemble_traffic(cols, n, row_reasons, fields)
     lines = cols["_line"].to_numpy() if "_line" in cols else np.arange(1, n + 1)
     return mapped, row_reasons, fields, lines
 
@@ -455,7 +443,7 @@ def import_layout(path: Path, store: Path, layout: str, codes: Any,
     while a (chunk, day) with no new rows writes nothing, so nothing lands twice.
     """
     from cutover.adapters.files import FileReader, load_layout
-    from cutover.replay.store import move_parts, write_day_partitions
+    from cutover.store.traffic import move_parts, write_day_partitions
 
     path, store = Path(path), Path(store)
     chunk_rows = chunk_rows_setting(chunk_rows)
@@ -537,30 +525,6 @@ def _join_quarantine(target: Path, pieces: list[Path]) -> None:
 
 
 def load_codes(path: Path | None) -> Any:
-    """The code table (fixtures/codes/legacy_codes.toml unless a mapping names another)."""
+    """The code table (cutover/fixtures/codes/legacy_codes.toml unless a mapping names another)."""
     from cutover.adapters.codes import CodeTable
     return CodeTable.load(path)
-
-
-def import_source(path: Path, store: Path, *, fmt: str = "auto", layout: str | None = None,
-                  columns: ColumnMap | None = None, soap_mapping: Path | None = None,
-                  key: bytes | None = None, chunk_rows: int | None = None) -> ImportCounts:
-    """Import one source of any supported format; raise ``InputError`` for what cannot be read.
-
-    ``chunk_rows`` applies to batch files, which are imported in chunks of that many rows.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    fmt = detect_format(path) if fmt == "auto" else fmt
-    if fmt in ("csv", "jsonl"):
-        if columns is None:
-            raise ConfigError(f"{path}: a {fmt} source needs --mapping COLUMNS.toml")
-        return import_file(path, store, fmt, columns, load_codes(columns.code_table), key)
-    if fmt == "layout":
-        return import_layout(path, store, layout or "legacy_authlog", load_codes(None),
-                             chunk_rows)
-    if fmt == "cassette":
-        from cutover.adapters.cassette import import_cassette
-        return import_cassette(path, store, soap_mapping)
-    raise ConfigError(f"--format {fmt!r}: expected auto, cassette, layout, csv or jsonl")

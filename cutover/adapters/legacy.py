@@ -118,7 +118,7 @@ def open_legacy(mode: str, *, wsdl: str | None = None, mapping: Path | str | Non
     if mode not in MODES:
         raise ConfigError(f"legacy mode {mode!r}: expected one of {MODES}")
     if mapping is None:
-        raise ConfigError(f"legacy mode {mode!r} needs --mapping (a fixtures/mappings/*.toml file)")
+        raise ConfigError(f"legacy mode {mode!r} needs --mapping (a cutover/fixtures/mappings/*.toml file)")
     if mode == "soap":
         return SoapLegacy(mapping, wsdl=wsdl, **opts)
     if cassette is None:

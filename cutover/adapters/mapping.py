@@ -4,7 +4,7 @@ A second legacy service must be usable by writing a mapping file, not code: this
 that file (which operation, whether it is idempotent, which element carries which canonical
 field in which format) and holds the pure functions that build a request and read a reply.
 
-Example (fixtures/mappings/other_core.toml)::
+Example (cutover/fixtures/mappings/other_core.toml)::
 
     wsdl = "../wsdl/other_core.wsdl"      # relative to this file, or a URL
     operation = "SubmitAuthorisation"

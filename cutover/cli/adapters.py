@@ -45,7 +45,7 @@ def _read_requests(path: Path) -> list[dict[str, Any]]:
 
 def _store_sample(store: Path, rows_max: int) -> list[dict[str, Any]]:
     """The first ``rows_max`` transactions of a traffic store, as canonical dicts."""
-    from cutover.replay.store import iter_batches
+    from cutover.store.traffic import iter_batches
 
     txns: list[dict[str, Any]] = []
     for batch in iter_batches(store, batch_rows=rows_max):
@@ -56,7 +56,7 @@ def _store_sample(store: Path, rows_max: int) -> list[dict[str, Any]]:
 
 
 def record(
-    mapping: Path = typer.Option(..., "--mapping", help="Mapping TOML (fixtures/mappings/*.toml):"
+    mapping: Path = typer.Option(..., "--mapping", help="Mapping TOML (cutover/fixtures/mappings/*.toml):"
                                  " which operation, which element carries which field."),
     out: Path = typer.Option(..., "--out", help="Cassette to write (YAML). Card numbers in it are"
                              " replaced by keyed HMAC tokens before anything is written."),
@@ -72,8 +72,8 @@ def record(
     """Call the legacy core for each request and record a PAN-free vcrpy cassette.
 
     Needs CUTOVER_TOKEN_KEY (refuses to start without it). Example:
-    cutover record --mapping fixtures/mappings/legacy_auth.toml
-    --requests fixtures/requests/sample.jsonl --out runs/c.yaml
+    cutover record --mapping cutover/fixtures/mappings/legacy_auth.toml
+    --requests cutover/fixtures/requests/sample.jsonl --out runs/c.yaml
     """
     from rich.progress import Progress
 
@@ -110,7 +110,7 @@ def import_(
     layout: str = typer.Option(None, "--layout", help="Layout name or TOML path for batch files"
                                " (default legacy_authlog)."),
     mapping: Path = typer.Option(None, "--mapping", help="Column mapping TOML for CSV/JSONL"
-                                 " (fixtures/mappings/partner_export.toml shows the format), or"
+                                 " (cutover/fixtures/mappings/partner_export.toml shows the format), or"
                                  " the SOAP mapping for cassettes."),
     fmt: str = typer.Option("auto", "--format", help="auto | cassette | layout | csv | jsonl;"
                             " auto goes by the file name."),
@@ -125,7 +125,7 @@ def import_(
     """
     from rich.progress import Progress
 
-    from cutover.adapters.importer import ImportCounts, detect_format, import_source
+    from cutover.adapters.sources import ImportCounts, detect_format, import_source
 
     results: list[ImportCounts] = []
     with Progress(console=err, transient=True, disable=quiet) as progress:
@@ -155,7 +155,7 @@ def import_(
         shown = ", ".join(f"{code or '(empty)'} x{rows}" for code, rows in
                           sorted(total.unknown_codes.items()))
         err.print(f"unknown legacy codes: {shown}; imported with reason unknown_code. Add them "
-                  "to the code table (fixtures/codes/legacy_codes.toml or the mapping's "
+                  "to the code table (cutover/fixtures/codes/legacy_codes.toml or the mapping's "
                   "code_table) and re-import into a new store to classify them", highlight=False,
                   markup=False)
 

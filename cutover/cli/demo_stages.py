@@ -142,9 +142,9 @@ def stage_soap(state: DemoState) -> str:
     from cutover.adapters.soap import SoapOptions
     from cutover.adapters.tokenize import token_key
     from cutover.paths import fixtures_dir
-    from cutover.replay.store import iter_batches
     from cutover.sim.legacy_server import start_server
     from cutover.sim.traffic import sample_requests
+    from cutover.store.traffic import iter_batches
 
     first = next(iter_batches(state.paths.store, batch_rows=SOAP_SAMPLE * 5))
     txns = sample_requests(first, SOAP_SAMPLE, state.seed)
@@ -183,7 +183,7 @@ def stage_eod(state: DemoState) -> str:
 
 
 def stage_import(state: DemoState) -> str:
-    from cutover.adapters.importer import import_source
+    from cutover.adapters.sources import import_source
     from cutover.adapters.tokenize import token_key
     from cutover.paths import fixtures_dir
 

@@ -157,7 +157,7 @@ def _status(machine: Any) -> dict[str, Any]:
 
 @plan_app.command("init")
 def plan_init(
-    plan_file: Path = typer.Argument(..., help="The plan TOML (see fixtures/plans/demo.toml)."),
+    plan_file: Path = typer.Argument(..., help="The plan TOML (see cutover/fixtures/plans/demo.toml)."),
     db: str = DB_OPT,
     actor: str = typer.Option(None, "--as", help="Who starts the plan (default: your login)."),
 ) -> None:

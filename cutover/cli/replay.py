@@ -212,7 +212,8 @@ def explain_cmd(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """One transaction side by side: legacy and candidate outcome, the deepdiff, reason codes."""
-    from cutover.shadow.drilldown import explain, render_tree
+    from cutover.cli.explain_view import render_tree
+    from cutover.shadow.drilldown import explain
     result = explain(run_dir, txn_id)
     if as_json:
         typer.echo(json.dumps(result, indent=2, sort_keys=True, default=str))

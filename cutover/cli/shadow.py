@@ -139,7 +139,7 @@ def reconcile_cmd(
                                          help="The legacy core's end-of-day balance file"
                                               " (fixed width)."),
     layout: str = typer.Option("legacy_balances", "--layout",
-                               help="Record layout of the balance file (fixtures/layouts)."),
+                               help="Record layout of the balance file (cutover/fixtures/layouts)."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
     save: bool = typer.Option(False, "--save",
                               help="Also write the result to RUN_DIR/reconcile.json (what the"

@@ -42,9 +42,9 @@ def legacy(
 
     Prints the WSDL URL on stdout, for `zeep.Client(url)` or the SOAP adapter.
 
-    Decisions follow fixtures/legacy/core.toml: blocklist, MCC limits, velocity, suspicion.
+    Decisions follow cutover/fixtures/legacy/core.toml: blocklist, MCC limits, velocity, suspicion.
 
-    Routes and fees come from its static routing table and fixtures/gateways.toml.
+    Routes and fees come from its static routing table and cutover/fixtures/gateways.toml.
 
     Approved amounts add up per merchant; read them with the GetBalance operation.
     """

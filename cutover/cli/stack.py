@@ -60,8 +60,8 @@ def train(
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from cutover.replay.store import count_rows
     from cutover.stack.model import train as train_model
+    from cutover.store.traffic import count_rows
 
     when = _when(until, "--until")
     total = count_rows(store)
@@ -171,7 +171,7 @@ def decide(
     models: Path | None = typer.Option(None, "--models", help=MODELS_HELP),
     version: str | None = typer.Option(None, "--version", help="Model version (default: latest)."),
     rules: Path | None = typer.Option(None, "--rules",
-                                      help="Rules file (default: fixtures/rules/default.toml)."),
+                                      help="Rules file (default: cutover/fixtures/rules/default.toml)."),
     as_json: bool = typer.Option(False, "--json", help="Print the decision as one JSON object."),
 ) -> None:
     """Make one online decision and explain it (reason codes in plain words)."""

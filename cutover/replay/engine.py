@@ -27,11 +27,17 @@ from typing import Any, Final
 
 import pyarrow as pa
 
+from cutover.adapters.candidate import DEFAULT_CANDIDATE, CandidateSide, load_candidate
 from cutover.domain import CATEGORIES, DECISION, MISMATCH_CATEGORIES
 from cutover.errors import InputError, InvariantBroken, StoreError
-from cutover.replay import runinfo
-from cutover.replay.candidate import DEFAULT_CANDIDATE, CandidateSide, load_candidate
-from cutover.replay.checkpoint import (
+from cutover.replay.legacy_side import LegacySide
+from cutover.replay.prefetch import prefetch
+from cutover.replay.stages import Prepared, combine, prepare
+from cutover.replay.warmup import WarmFeed
+from cutover.shadow.diff import count_categories
+from cutover.shadow.diff_rules import DiffRules, default_rules_path, parse_diff_rules
+from cutover.store import runinfo
+from cutover.store.checkpoint import (
     Checkpoint,
     part_name,
     read_checkpoint,
@@ -39,14 +45,8 @@ from cutover.replay.checkpoint import (
     write_checkpoint,
     write_parquet_atomic,
 )
-from cutover.replay.filters import Narrowing, parse_when
-from cutover.replay.legacy_side import LegacySide
-from cutover.replay.prefetch import prefetch
-from cutover.replay.stages import Prepared, combine, prepare
-from cutover.replay.stream import iter_input
-from cutover.replay.warmup import WarmFeed
-from cutover.shadow.diff import count_categories
-from cutover.shadow.diff_rules import DiffRules, default_rules_path, parse_diff_rules
+from cutover.store.filters import Narrowing, parse_when
+from cutover.store.stream import iter_input
 
 BATCH_ROWS_DEFAULT: Final = 65_536
 PREFETCH_BATCHES: Final = 2

@@ -16,9 +16,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cutover.adapters.candidate import error_text
 from cutover.adapters.legacy import MODES, OUTCOME, open_legacy
 from cutover.errors import ConfigError
-from cutover.replay.candidate import error_text
 
 #: Options of open_legacy passed through from the CLI, with their types.
 _OPTION_TYPES: dict[str, type] = {"calls_per_s": float, "in_flight_max": int, "workers": int,

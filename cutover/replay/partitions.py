@@ -31,17 +31,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cutover.adapters.candidate import OBSERVED_LABELS, CandidateSide, label_rows
 from cutover.domain import TRAFFIC
 from cutover.errors import InputError, InvariantBroken, StoreError
-from cutover.replay.candidate import OBSERVED_LABELS, CandidateSide, label_rows
-from cutover.replay.checkpoint import part_name, write_json_atomic
 from cutover.replay.engine import write_batch_parts
-from cutover.replay.filters import Narrowing
 from cutover.replay.legacy_side import LegacySide
 from cutover.replay.stages import prepare
-from cutover.replay.stream import WARM_LOOKBACK, iter_input
 from cutover.replay.warmup import WarmFeed
 from cutover.shadow.diff_rules import DiffRules
+from cutover.store.checkpoint import part_name, write_json_atomic
+from cutover.store.filters import Narrowing
+from cutover.store.stream import WARM_LOOKBACK, iter_input
 
 COMMITS: Final = "commits"
 #: Rows per piece when a worker reads its key range (memory: a few pieces plus one batch).

@@ -24,11 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+from cutover.adapters.candidate import DEFAULT_CANDIDATE, CandidateSide, load_candidate
 from cutover.domain import CATEGORIES
 from cutover.errors import ConfigError, CutoverError, InputError, InvariantBroken, StoreError
-from cutover.replay import runinfo
-from cutover.replay.candidate import DEFAULT_CANDIDATE, CandidateSide, load_candidate
-from cutover.replay.checkpoint import Checkpoint, write_checkpoint
 from cutover.replay.engine import (
     BATCH_ROWS_DEFAULT,
     ReplaySummary,
@@ -40,7 +38,6 @@ from cutover.replay.engine import (
     _summary,
     run_settings,
 )
-from cutover.replay.filters import Narrowing, parse_when
 from cutover.replay.legacy_side import LegacySide
 from cutover.replay.partitions import (
     COMMITS,
@@ -54,6 +51,9 @@ from cutover.replay.partitions import (
     segments_for,
 )
 from cutover.shadow.diff_rules import parse_diff_rules
+from cutover.store import runinfo
+from cutover.store.checkpoint import Checkpoint, write_checkpoint
+from cutover.store.filters import Narrowing, parse_when
 
 INSTALL_HINT: Final = "pip install 'cutover[ray]'"
 #: How often the driver wakes to report progress while segments run.

@@ -17,9 +17,9 @@ import pyarrow.compute as pc
 from cutover.adapters.legacy import OUTCOME
 from cutover.domain import DECISION
 from cutover.errors import InvariantBroken
-from cutover.replay.quarantine import quarantine_reasons
 from cutover.shadow.diff import classify
 from cutover.shadow.diff_rules import DiffRules
+from cutover.store.quarantine import quarantine_reasons
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cutover.adapters.candidate import OBSERVED_LABELS, CandidateSide, label_rows
 from cutover.domain import TRAFFIC, TS
-from cutover.replay.candidate import OBSERVED_LABELS, CandidateSide, label_rows
-from cutover.replay.quarantine import quarantine_reasons
-from cutover.replay.stream import WARM_LOOKBACK, first_key, rows_before
+from cutover.store.quarantine import quarantine_reasons
+from cutover.store.stream import WARM_LOOKBACK, first_key, rows_before
 
 
 def _valid_rows(table: pa.Table) -> pa.Table:

@@ -2,7 +2,7 @@
 
 Neither is stored (the DECISION schema keeps reason codes, not numbers): they are recomputed
 for the one transaction a person asks about, from the run's own inputs. The earlier rows and
-labels come from the traffic store the run read (``cutover.replay.lookback``), the model is
+labels come from the traffic store the run read (``cutover.store.lookback``), the model is
 the version named in the decision, and the features come from the stack's own code
 (``cutover.stack.explain``), so they are the values the replay computed; the recomputed
 score is compared with the recorded one to prove it.
@@ -29,8 +29,8 @@ def unavailable(why: str) -> dict[str, Any]:
 def candidate_view(run_dir: Path, diff_row: dict[str, Any],
                    decided: dict[str, Any] | None) -> dict[str, Any]:
     """Features and exact contributions of the candidate for the transaction of ``diff_row``."""
-    from cutover.replay.candidate import DEFAULT_CANDIDATE
-    from cutover.replay.runinfo import read_run
+    from cutover.adapters.candidate import DEFAULT_CANDIDATE
+    from cutover.store.runinfo import read_run
 
     started = time.perf_counter()
     try:
@@ -54,7 +54,6 @@ def candidate_view(run_dir: Path, diff_row: dict[str, Any],
 
 def _recompute(run_dir: Path, run: dict[str, Any], diff_row: dict[str, Any],
                decided: dict[str, Any]) -> dict[str, Any]:
-    from cutover.replay.lookback import read_lookback
     from cutover.stack import registry
     from cutover.stack.default import load_stack
     from cutover.stack.explain import (
@@ -64,6 +63,7 @@ def _recompute(run_dir: Path, run: dict[str, Any], diff_row: dict[str, Any],
         attribution,
         features_for,
     )
+    from cutover.store.lookback import read_lookback
 
     options = run.get("candidate_options") or {}
     version = decided["model_version"]

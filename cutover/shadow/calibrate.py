@@ -51,10 +51,10 @@ class Calibration:
 
 def sample_requests(store: Path, sample: int) -> list[dict[str, Any]]:
     """The first ``sample`` replayable rows of the store, as request dicts."""
-    from cutover.replay.candidate import request_columns
-    from cutover.replay.filters import Narrowing
-    from cutover.replay.quarantine import quarantine_reasons
-    from cutover.replay.stream import iter_input
+    from cutover.adapters.candidate import request_columns
+    from cutover.store.filters import Narrowing
+    from cutover.store.quarantine import quarantine_reasons
+    from cutover.store.stream import iter_input
     if not 0 < sample <= SAMPLE_MAX:
         raise InputError(f"--sample {sample}: between 1 and {SAMPLE_MAX}")
     rows: list[dict[str, Any]] = []

@@ -1,6 +1,6 @@
 """Diff rules: what the diff engine ignores, tolerates, expects and how badly it rates a change.
 
-A rules file is TOML (``fixtures/diff_rules/default.toml`` documents every key). It is data an
+A rules file is TOML (``cutover/fixtures/diff_rules/default.toml`` documents every key). It is data an
 operator edits, so every error names the file and the key. ``append_expected_rule`` adds one
 ``[[expected]]`` table as text at the end of the file, so the operator's comments and layout
 stay as written, and re-parses the result before anything is replaced on disk.

@@ -181,7 +181,7 @@ SCAN_ROWS: Final = 262_144
 def _scan(files: list[Path], expr: ds.Expression | None, sink: Any) -> None:
     """Feed ``sink`` the filtered rows of ``files`` in tables of about SCAN_ROWS rows (small
     day files make small batches; folding each alone would cost more than reading them)."""
-    from cutover.replay.stream import file_groups
+    from cutover.store.stream import file_groups
     if not files:
         return
     pending: list[pa.RecordBatch] = []

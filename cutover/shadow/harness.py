@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from cutover.replay.candidate import REQUEST_COLUMNS, load_candidate
-from cutover.replay.filters import Narrowing
-from cutover.replay.stream import iter_input
+from cutover.adapters.candidate import REQUEST_COLUMNS, load_candidate
+from cutover.store.filters import Narrowing
+from cutover.store.stream import iter_input
 
 READ_BATCH_ROWS: Final = 4_096
 COMPARED: Final = ("decision", "route", "fee_minor")

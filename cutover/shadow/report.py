@@ -299,8 +299,8 @@ def _store_files(run: dict[str, Any]) -> list[Path]:
 
 def _fold_traffic(run: dict[str, Any], state: ReportState) -> None:
     """Re-read the replayed rows (same store, same narrowing) for the drift stats."""
-    from cutover.replay.filters import Narrowing, parse_when
-    from cutover.replay.stream import iter_input
+    from cutover.store.filters import Narrowing, parse_when
+    from cutover.store.stream import iter_input
     n = run.get("narrowing") or {}
     narrowing = Narrowing(parse_when(n.get("since")), parse_when(n.get("until"), "--until"),
                           n.get("merchant"), n.get("sample"), n.get("limit"))
@@ -363,7 +363,7 @@ def build_report(run_dir: Path) -> dict[str, Any]:
     """The report.json content of ``run_dir``, recomputed from its files."""
     from cutover.shadow.drift import scan_reference
     run_dir = Path(run_dir)
-    from cutover.replay.runinfo import read_run_json
+    from cutover.store.runinfo import read_run_json
 
     run = read_run_json(run_dir, "run.json")
     checkpoint = read_run_json(run_dir, "checkpoint.json")
@@ -416,7 +416,7 @@ def _run_section(run_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
 def _training(run: dict[str, Any]) -> tuple[list[Path], datetime, datetime] | None:
     window = run.get("training_window") or {}
     try:
-        from cutover.replay.store import store_files
+        from cutover.store.traffic import store_files
         files = store_files(Path(window["store"]))
         return (files, datetime.fromisoformat(window["from"]),
                 datetime.fromisoformat(window["until"]))
@@ -430,8 +430,8 @@ def write_reports(run_dir: Path, report: dict[str, Any] | None = None) -> dict[s
     ``report`` is the already-computed content (the engine's in-flight one); None rebuilds
     it from the run's files.
     """
-    from cutover.replay.checkpoint import write_json_atomic
     from cutover.shadow.report_md import write_markdown
+    from cutover.store.checkpoint import write_json_atomic
     report = build_report(run_dir) if report is None else report
     write_json_atomic(Path(run_dir) / "report.json", report)
     write_markdown(Path(run_dir), report)

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from cutover.adapters.files import FileWriter, load_layout
-from cutover.replay.store import BATCH_ROWS_DEFAULT, day_folders, iter_batches
+from cutover.store.traffic import BATCH_ROWS_DEFAULT, day_folders, iter_batches
 
 #: The legacy trailer keeps the last 15 digits of the sum of BINs (see legacy_authlog.toml).
 BIN_HASH_DIGITS: Final = 15

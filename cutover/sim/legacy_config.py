@@ -184,7 +184,7 @@ def _check_coverage(cfg: CoreConfig, path: Path) -> None:
 
 
 def load_core_config(path: str | Path | None = None) -> CoreConfig:
-    """Read core.toml (default fixtures/legacy/core.toml) and the tables it relies on."""
+    """Read core.toml (default cutover/fixtures/legacy/core.toml) and the tables it relies on."""
     base = fixtures_dir()
     core_path = Path(path) if path is not None else base / CORE_RELPATH
     core = _read(core_path)

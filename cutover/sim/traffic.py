@@ -386,7 +386,7 @@ def generate(out: Path, rows: int, seed: int, *, start: dt.date = START_DEFAULT,
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from cutover.replay.store import write_day_partitions
+    from cutover.store.traffic import write_day_partitions
 
     began = time.perf_counter()
     _check(rows, seed, start, days)

@@ -324,7 +324,7 @@ def pans_for(card_tokens: Iterable[str], seed: int) -> list[str]:
     return _pans(world.card_bin[index], world.card_account[index]) if ids else []
 
 
-#: The canonical request fields the SOAP adapter maps (fixtures/mappings/legacy_auth.toml).
+#: The canonical request fields the SOAP adapter maps (cutover/fixtures/mappings/legacy_auth.toml).
 REQUEST_FIELDS: Final = ("txn_id", "ts", "merchant_id", "mcc", "customer_id", "card_token",
                          "card_bin", "amount_minor", "currency", "merchant_country", "channel")
 STREAM_SAMPLE: Final = 4

@@ -18,7 +18,7 @@ __all__ = ["default_stack"]
 def default_stack(models: str | Path | None = None, version: str | None = None,
                   rules: str | Path | None = None) -> DefaultStack:
     """Load the reference stack: models from ``models`` (else $CUTOVER_MODELS, else ./models),
-    ``version`` (else the registry's latest), ``rules`` (else fixtures/rules/default.toml)."""
+    ``version`` (else the registry's latest), ``rules`` (else cutover/fixtures/rules/default.toml)."""
     from cutover.stack.default import load_stack
 
     return load_stack(models, version, rules)

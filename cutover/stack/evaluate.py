@@ -74,8 +74,8 @@ def _score_side(acc: dict[str, Any], decision: np.ndarray, fraud: np.ndarray, am
 def evaluate(store: Path, registry: Path, since: datetime, until: datetime,
              stack: Any = None) -> dict[str, Any]:
     """Both sides' figures over [since, until); ``stack`` defaults to the registry's latest."""
-    from cutover.replay.store import iter_batches
     from cutover.stack.default import load_stack
+    from cutover.store.traffic import iter_batches
 
     stack = stack or load_stack(registry)
     since_us, until_us = _us(since), _us(until)
@@ -173,7 +173,7 @@ def _summary(acc: dict[str, Any], stack: Any, since: datetime, until: datetime) 
     out["note"] = ("expected_success_estimate is a model estimate (the stack's success table); "
                    "recorded_success_rate is what legacy's gateways actually settled; "
                    "simulator_true_success is the simulator's own rate by gateway and card region "
-                   "(fixtures/gateways.toml sim_success, without outages), shown for reference only")
+                   "(cutover/fixtures/gateways.toml sim_success, without outages), shown for reference only")
     out["stack_better"] = _verdict(out["sides"])
     rates = load_report_rates()
     for side in SIDES:
@@ -223,7 +223,7 @@ def _true_p(rates: dict[str, dict[str, float]], stack: Any, route: pa.Array,
 
 
 def load_report_rates(path: Path | None = None) -> dict[str, float]:
-    """Indicative units-per-USD rates for headline totals (fixtures/routing.toml [report])."""
+    """Indicative units-per-USD rates for headline totals (cutover/fixtures/routing.toml [report])."""
     path = Path(path) if path else fixtures_dir() / "routing.toml"
     try:
         doc = tomllib.loads(path.read_text())

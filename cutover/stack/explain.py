@@ -2,7 +2,7 @@
 
 The decision store keeps reason codes only (the DECISION schema); a person drilling into one
 transaction wants the numbers behind them. Given the earlier rows and labels the stack had
-seen (``cutover.replay.lookback``), this recomputes the transaction's features with the
+seen (``cutover.store.lookback``), this recomputes the transaction's features with the
 stack's own batch path (``observe_labels``, ``warm``, ``features``: the replay's calls) and
 its exact per-feature contributions (TreeSHAP, ``pred_contribs``): about 1.5 ms for one row,
 which is why the replay itself does not keep them. The contributions and the bias add up to

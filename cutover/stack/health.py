@@ -3,7 +3,7 @@
 Routing prefers the gateway with the best expected value, but a gateway in an outage settles
 almost nothing whatever its long-run success table says. So the stack keeps, per gateway, the
 recorded outcomes (``gateway_ok`` of the gateway a payment went to) and skips a gateway while
-its recent success rate is too low. The policy lives in fixtures/routing.toml ``[health]``:
+its recent success rate is too low. The policy lives in cutover/fixtures/routing.toml ``[health]``:
 
 - an outcome becomes known ``settle_delay_s`` after its payment's ``ts`` (the gateway's answer
   plus the pipeline that records it); a decision at ``t`` counts only outcomes known at or
@@ -49,7 +49,7 @@ TRIM_EVERY: Final = 256
 
 @dataclass(frozen=True)
 class HealthPolicy:
-    """When a gateway is skipped for health (fixtures/routing.toml ``[health]``)."""
+    """When a gateway is skipped for health (cutover/fixtures/routing.toml ``[health]``)."""
 
     settle_delay_us: int
     window_us: int
@@ -66,7 +66,7 @@ class HealthPolicy:
 
 
 def load_health(path: Path | None = None) -> HealthPolicy:
-    """Read ``[health]`` of fixtures/routing.toml; errors name the file and the field."""
+    """Read ``[health]`` of cutover/fixtures/routing.toml; errors name the file and the field."""
     path = Path(path) if path else fixtures_dir() / "routing.toml"
     try:
         doc = tomllib.loads(path.read_text())["health"]

@@ -72,7 +72,7 @@ def _us(when: datetime | None) -> int | None:
 def collect(store: Path, until: datetime | None = None, on_progress: Progress | None = None,
             labels_as_of: datetime | None = None) -> TrainingSet:
     """Stream the store in time order and build the training set of rows with ts < until."""
-    from cutover.replay.store import iter_batches
+    from cutover.store.traffic import iter_batches
 
     until_us, as_of_us = _us(until), _us(labels_as_of)
     state, parts, done = FeatureState(), [], 0

@@ -25,7 +25,8 @@ METHOD_DEFAULT: Final = "approx_contribs"
 
 @lru_cache(maxsize=4)
 def load_reasons(path: Path | None = None) -> dict[str, str]:
-    """Map "model:<feature>", "rule:<name>" and "route:<name>" codes to plain text (fixtures/reasons.toml)."""
+    """Map "model:<feature>", "rule:<name>" and "route:<name>" codes to plain text
+    (cutover/fixtures/reasons.toml)."""
     path = Path(path) if path else fixtures_dir() / "reasons.toml"
     try:
         doc = tomllib.loads(path.read_text())

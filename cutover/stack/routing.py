@@ -5,7 +5,7 @@ Policy (documented here because it decides where money goes):
     expected value of gateway g = p_success(g) * amount_minor - fee_minor(g)
 
 among the gateways allowed for the card: the card's region (from its issuing country, in
-fixtures/gateways.toml ``[regions]``) must be in the gateway's ``regions`` (data residency),
+cutover/fixtures/gateways.toml ``[regions]``) must be in the gateway's ``regions`` (data residency),
 and the gateway must price the transaction's currency. Ties go to the gateway first in name
 order, so a route never depends on dict order. No allowed gateway: no route (rule ``no_route``).
 
@@ -58,7 +58,7 @@ class Gateways:
 
 
 def load_gateways(path: Path | None = None) -> Gateways:
-    """Read fixtures/gateways.toml (prices, residency); ``sim_success`` is deliberately ignored."""
+    """Read cutover/fixtures/gateways.toml (prices, residency); ``sim_success`` is deliberately ignored."""
     path = Path(path) if path else fixtures_dir() / "gateways.toml"
     try:
         doc = tomllib.loads(path.read_text())

@@ -31,7 +31,7 @@ AMOUNT_UNCAPPED: Final = np.iinfo(np.int64).max
 
 
 def rules_default() -> Path:
-    """The rules file used when none is named: fixtures/rules/default.toml."""
+    """The rules file used when none is named: cutover/fixtures/rules/default.toml."""
     return fixtures_dir() / "rules" / "default.toml"
 
 

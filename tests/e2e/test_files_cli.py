@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cutover.cli import app
-from cutover.replay.store import write_day_partitions
+from cutover.store.traffic import write_day_partitions
 from tests.files_support import REPO, ach_dir, traffic_table
 
 runner = CliRunner()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from cutover.replay.store import count_rows, store_files
+from cutover.store.traffic import count_rows, store_files
 
 REPO = Path(__file__).resolve().parents[2]
 CUTOVER = str(Path(sys.executable).with_name("cutover"))
@@ -72,7 +72,7 @@ def test_sample_requests_decided_by_the_soap_core_as_recorded(legacy_core):
     requests = sample_requests(unusual, 40, 8) + sample_requests(chosen, 40, 8)
     recorded = {r["txn_id"]: r for r in table.filter(pc.is_in(
         table["txn_id"], value_set=pa.array([r["txn_id"] for r in requests]))).to_pylist()}
-    legacy = open_legacy("soap", mapping=REPO / "fixtures" / "mappings" / "legacy_auth.toml",
+    legacy = open_legacy("soap", mapping=REPO / "cutover" / "fixtures" / "mappings" / "legacy_auth.toml",
                          wsdl=legacy_core.wsdl_url, address=legacy_core.url)
     compared = 0
     try:

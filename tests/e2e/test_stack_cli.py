@@ -85,8 +85,8 @@ def test_the_cli_and_the_stack_package_do_not_import_xgboost_up_front():
 
 
 def test_the_shipped_example_transaction_is_decided(trained):
-    """The README's `decide --txn @fixtures/requests/decide.json` works: a decision and a route."""
-    example = Path(__file__).resolve().parents[2] / "fixtures" / "requests" / "decide.json"
+    """The README's `decide --txn @cutover/fixtures/requests/decide.json` works: a decision and a route."""
+    example = Path(__file__).resolve().parents[2] / "cutover" / "fixtures" / "requests" / "decide.json"
     code, stdout = invoke("decide", "--models", str(trained["models"]), "--txn", f"@{example}",
                           "--json")
     result = json.loads(stdout)

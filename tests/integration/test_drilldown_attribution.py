@@ -14,13 +14,13 @@ import pytest
 
 from cutover.domain import TS
 from cutover.replay.engine import run_replay
-from cutover.replay.filters import hash_fraction
-from cutover.replay.quarantine import quarantine_reasons
-from cutover.replay.stream import WARM_LOOKBACK
 from cutover.shadow.drilldown import explain
 from cutover.stack.features import FEATURES, FeatureState
 from cutover.stack.labels import PRIOR_RATE
 from cutover.stack.model import train
+from cutover.store.filters import hash_fraction
+from cutover.store.quarantine import quarantine_reasons
+from cutover.store.stream import WARM_LOOKBACK
 from tests.replay_support import read_parts
 from tests.stack_support import labels_of, make_traffic, write_store
 
@@ -154,8 +154,8 @@ def test_a_look_back_reads_only_its_window(world):
     """The look-back read stays inside the horizon: the rows it hands the stack are at most
     seven days older than the transaction and share its card, customer, device or merchant;
     the labels are its merchant's, known by its time."""
-    from cutover.replay.lookback import read_lookback
     from cutover.stack.explain import LABEL_KEY, LOOKBACK_KEYS, LOOKBACK_US
+    from cutover.store.lookback import read_lookback
     out, decisions = replay(world, "run", since="2026-10-03")
     table = world["table"]
     late_bad = table.filter(pc.is_in(table["merchant_id"], pa.array(BAD_MERCHANTS)))

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cutover.adapters.files import FileReader, load_layout, write_file
-from cutover.replay.store import write_day_partitions
 from cutover.sim.eod import export_eod
+from cutover.store.traffic import write_day_partitions
 from tests.files_support import traffic_table
 
 

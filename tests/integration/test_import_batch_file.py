@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from cutover.adapters.files import FileWriter, load_layout
 from cutover.cli import app
 from cutover.domain import TRAFFIC
-from cutover.replay.store import count_rows
+from cutover.store.traffic import count_rows
 from tests.adapters_support import make_pan, scan_for_pans
 from tests.replay_support import make_traffic
 

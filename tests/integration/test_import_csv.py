@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cutover.cli import app
-from cutover.replay.store import count_rows, store_files
+from cutover.store.traffic import count_rows, store_files
 from tests.adapters_support import ROOT, make_pan, scan_for_pans
 
-MAPPING = ROOT / "fixtures" / "mappings" / "partner_export.toml"
+MAPPING = ROOT / "cutover" / "fixtures" / "mappings" / "partner_export.toml"
 HEADER = ("Reference,When,Merchant,MCC,Customer,Card,CardCountry,Amount,Ccy,MerchantCountry,"
           "Channel,Result,Gateway,Fee")
 

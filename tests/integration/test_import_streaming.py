@@ -23,11 +23,12 @@ import pytest
 from typer.testing import CliRunner
 
 from cutover.adapters.files import FileWriter, load_layout
-from cutover.adapters.importer import STAGING_DIR, import_source
+from cutover.adapters.importer import STAGING_DIR
+from cutover.adapters.sources import import_source
 from cutover.cli import app
 from cutover.domain import TRAFFIC
 from cutover.errors import ConfigError, ControlTotalMismatch
-from cutover.replay import store as store_module
+from cutover.store import traffic as store_module
 from tests.adapters_support import scan_for_pans
 from tests.replay_support import make_traffic
 

@@ -9,10 +9,10 @@ from typer.testing import CliRunner
 
 from cutover.cli import app
 from cutover.errors import ConfigError
-from cutover.replay.store import count_rows
+from cutover.store.traffic import count_rows
 from tests.adapters_support import ROOT, make_pan, sample_txn, scan_for_pans
 
-MAPPING = ROOT / "fixtures" / "mappings" / "legacy_auth.toml"
+MAPPING = ROOT / "cutover" / "fixtures" / "mappings" / "legacy_auth.toml"
 
 
 def _requests(path, n: int, prefix: str = "REC") -> None:
@@ -73,7 +73,7 @@ def test_exit_codes_through_the_console_script(tmp_path):
     exe = Path(sys.executable).parent / "cutover"
     env = {k: v for k, v in os.environ.items() if k != "CUTOVER_TOKEN_KEY"}
     rec = subprocess.run([exe, "record", "--mapping", MAPPING, "--requests",
-                          ROOT / "fixtures" / "requests" / "sample.jsonl", "--out",
+                          ROOT / "cutover" / "fixtures" / "requests" / "sample.jsonl", "--out",
                           tmp_path / "c.yaml"], env=env, capture_output=True, text=True, timeout=60)
     assert rec.returncode == 2 and "CUTOVER_TOKEN_KEY" in rec.stderr and rec.stdout == ""
     imp = subprocess.run([exe, "import", tmp_path / "missing.csv", "--into", tmp_path / "s"],

@@ -7,7 +7,7 @@ from cutover.shadow.diff_rules import load_diff_rules
 from tests.replay_support import make_traffic, write_store
 
 ROOT = Path(__file__).resolve().parents[2]
-MAPPING = ROOT / "fixtures" / "mappings" / "legacy_auth.toml"
+MAPPING = ROOT / "cutover" / "fixtures" / "mappings" / "legacy_auth.toml"
 #: The simulated core's noise: auth code (approvals), trace id and response time.
 NOISY = {"auth_code", "trace_id", "response_ts"}
 

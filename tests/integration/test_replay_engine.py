@@ -11,7 +11,7 @@ import pytest
 from cutover.domain import DECISION, DIFF
 from cutover.errors import InputError
 from cutover.replay.engine import run_replay
-from cutover.replay.filters import hash_fraction
+from cutover.store.filters import hash_fraction
 from tests.replay_support import (
     exact_candidate,  # noqa: F401  (imported by name through --candidate)
     gate_canary,

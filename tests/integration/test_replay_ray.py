@@ -111,8 +111,8 @@ def test_more_segments_than_workers_still_equal(ray_address, store, local_run, t
     """Seven segments on two workers: later segments reload the candidate, and every segment
     boundary is another warm-up that must land on the local state."""
     from cutover.replay import partitions
-    from cutover.replay.filters import Narrowing, parse_when
     from cutover.replay.ray_engine import run_replay_ray
+    from cutover.store.filters import Narrowing, parse_when
     plan = partitions.plan_run(store, Narrowing(since=parse_when("2026-10-02")), BATCH_ROWS)
     assert len(plan.spans) >= 7
     out = tmp_path / "ray"
@@ -250,7 +250,7 @@ def test_ledger_and_gate_read_a_ray_run_as_a_local_one(ray_address, store, local
         books.append(class_totals(engine))
         engine.dispose()
     assert postings[0] == postings[1] > 0 and books[0] == books[1] and books[0]
-    policy = load_policy(ROOT / "fixtures" / "plans" / "demo.toml", "canary-1")
+    policy = load_policy(ROOT / "cutover" / "fixtures" / "plans" / "demo.toml", "canary-1")
     verdicts = [evaluate(json.loads((run / "report.json").read_text()), policy, phase="canary-1")
                 for run in (local_run, out)]
     assert len(verdicts[0].checks) > 5 and verdicts[0].checks == verdicts[1].checks

@@ -81,10 +81,10 @@ def test_replay_routes_around_a_simulated_gateway_outage(trained, tmp_path):
     """The simulator takes GW_BOREAL down on 2026-09-08 for 2.4 h. Fed the recorded outcomes by
     replay, the stack trips within 30 minutes, routes (almost) nothing there while it is down,
     says why on each moved row, and sends traffic back after the outage ends."""
-    from cutover.replay.store import iter_batches
     from cutover.sim.scenario import build_scenario
     from cutover.sim.traffic import START_DEFAULT
     from cutover.sim.world import build_world
+    from cutover.store.traffic import iter_batches
 
     store, models = trained
     run_replay(store, tmp_path / "run", candidate_options={"models": str(models)},

@@ -7,7 +7,7 @@ import pyarrow as pa
 from cutover.adapters.legacy import OUTCOME, open_legacy
 from tests.adapters_support import ROOT, sample_txn
 
-MAPPING = ROOT / "fixtures" / "mappings" / "legacy_auth.toml"
+MAPPING = ROOT / "cutover" / "fixtures" / "mappings" / "legacy_auth.toml"
 
 
 def _txns(prefix: str, n: int) -> list[dict]:

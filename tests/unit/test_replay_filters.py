@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 
 from cutover.errors import InputError
-from cutover.replay.filters import Narrowing, hash_fraction, parse_when, txn_hash
-from cutover.replay.quarantine import quarantine_reasons
+from cutover.store.filters import Narrowing, hash_fraction, parse_when, txn_hash
+from cutover.store.quarantine import quarantine_reasons
 from tests.replay_support import make_traffic, with_bad_rows
 
 

@@ -14,11 +14,11 @@ import pytest
 from cutover.adapters.tokenize import find_pans
 from cutover.domain import TRAFFIC
 from cutover.errors import InputError
-from cutover.replay.store import open_store, store_files
 from cutover.sim.legacy_rules import DECIDE_INPUTS, decide, velocity_1h
 from cutover.sim.scenario import build_scenario, in_outage
 from cutover.sim.traffic import default_days, generate, generate_table
 from cutover.sim.world import build_world, pans_for
+from cutover.store.traffic import open_store, store_files
 
 ROWS = 40_000
 SEED = 11

@@ -13,7 +13,7 @@ from cutover.stack.routing import SuccessTable, choose_route_one, choose_routes,
 MIN_US = 60_000_000
 T0 = 1_790_000_000 * 1_000_000  # an arbitrary UTC instant, whole minutes
 NAMES = ("GW_ATLAS", "GW_BOREAL", "GW_CORAL")
-# The shipped policy (fixtures/routing.toml [health]); the test below checks it is this one.
+# The shipped policy (cutover/fixtures/routing.toml [health]); the test below checks it is this one.
 POLICY = HealthPolicy(settle_delay_us=MIN_US, window_us=30 * MIN_US, outcomes_min=10,
                       trip_below=0.5, recover_window_us=10 * MIN_US, recover_outcomes_min=5,
                       recover_at=0.8)
@@ -40,7 +40,7 @@ def _online(outcomes, times):
 
 
 def test_the_shipped_policy_is_the_documented_one():
-    """fixtures/routing.toml [health]: 60 s settlement, 30 min / 10 to trip below 50 %,
+    """cutover/fixtures/routing.toml [health]: 60 s settlement, 30 min / 10 to trip below 50 %,
     10 min / 5 at 80 % to recover."""
     assert load_health() == POLICY
 

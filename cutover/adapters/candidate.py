@@ -23,19 +23,18 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cutover.domain import DECISION, TRAFFIC, conform
+from cutover.domain import (  # noqa: F401  (the column sets are re-exported for stacks)
+    DECISION,
+    LABEL_COLUMNS,
+    LABELS_FOR_STACK,
+    OBSERVED_LABELS,
+    REQUEST_COLUMNS,
+    TRAFFIC,
+    conform,
+)
 from cutover.errors import ConfigError
 
 DEFAULT_CANDIDATE: Final = "cutover.stack:default_stack"
-LABEL_COLUMNS: Final = ("is_fraud", "chargeback", "label_ts", "gateway_ok")
-#: The columns ``observe_labels`` receives.
-LABELS_FOR_STACK: Final = ("txn_id", "merchant_id", "label_ts", "is_fraud")
-#: What replay keeps of a row for the candidate's later knowledge: its label and its gateway
-#: outcome. Warm-up and resume carry these columns, so outcomes follow labels everywhere.
-OBSERVED_LABELS: Final = (*LABELS_FOR_STACK, "ts", "legacy_route", "gateway_ok")
-#: What a candidate may see: TRAFFIC without the legacy outcome and the labels.
-REQUEST_COLUMNS: Final = tuple(n for n in TRAFFIC.names
-                               if not n.startswith("legacy_") and n not in LABEL_COLUMNS)
 ERROR_TEXT_MAX: Final = 300
 
 

@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from cutover.domain import TRAFFIC, TS
-from cutover.replay.filters import Narrowing
-from cutover.replay.store import day_folders, read_day
+from cutover.store.filters import Narrowing
+from cutover.store.traffic import day_folders, read_day
 
 #: How far before the first decided row the candidate's rolling state is warmed: the stack's
 #: longest look-back (7 days, cutover.stack.features.HISTORY_US) plus an hour of margin, so no

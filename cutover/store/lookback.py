@@ -34,14 +34,13 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from cutover.domain import TRAFFIC, TS
+from cutover.domain import LABELS_FOR_STACK, TRAFFIC, TS
 from cutover.errors import StoreError
-from cutover.replay.candidate import LABELS_FOR_STACK
-from cutover.replay.filters import Narrowing, parse_when
-from cutover.replay.quarantine import quarantine_reasons
-from cutover.replay.runinfo import read_run
-from cutover.replay.store import sort_by_time, store_files
-from cutover.replay.stream import WARM_LOOKBACK
+from cutover.store.filters import Narrowing, parse_when
+from cutover.store.quarantine import quarantine_reasons
+from cutover.store.runinfo import read_run
+from cutover.store.stream import WARM_LOOKBACK
+from cutover.store.traffic import sort_by_time, store_files
 
 DAY_PREFIX: Final = "day="
 #: Diff parts scanned for the run's first decided row; a run whose first parts are all

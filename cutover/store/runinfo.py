@@ -19,8 +19,8 @@ from typing import Any, Final
 from cutover import __version__
 from cutover.digest import file_sha256
 from cutover.errors import StoreError
-from cutover.replay.checkpoint import write_json_atomic
-from cutover.replay.store import store_files
+from cutover.store.checkpoint import write_json_atomic
+from cutover.store.traffic import store_files
 
 RUN_FILE: Final = "run.json"
 

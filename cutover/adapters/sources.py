@@ -1,0 +1,49 @@
+"""Import any supported source into the traffic store: pick the reader by format and hand over.
+
+The one entry point the CLI and the demo call; it sits above the readers (CSV / JSON lines and
+batch files in ``importer``, cassettes in ``cassette``) so none of them imports another.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cutover.adapters.cassette import import_cassette
+from cutover.adapters.columns import ColumnMap
+from cutover.adapters.importer import ImportCounts, import_file, import_layout, load_codes
+from cutover.errors import ConfigError, InputError
+
+
+def detect_format(path: Path) -> str:
+    """Guess a source's format from its name: cassette, csv, jsonl, else a layout file."""
+    name = path.name.lower()
+    if name.endswith((".yaml", ".yml")):
+        return "cassette"
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    return "layout"
+
+
+def import_source(path: Path, store: Path, *, fmt: str = "auto", layout: str | None = None,
+                  columns: ColumnMap | None = None, soap_mapping: Path | None = None,
+                  key: bytes | None = None, chunk_rows: int | None = None) -> ImportCounts:
+    """Import one source of any supported format; raise ``InputError`` for what cannot be read.
+
+    ``chunk_rows`` applies to batch files, which are imported in chunks of that many rows.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt in ("csv", "jsonl"):
+        if columns is None:
+            raise ConfigError(f"{path}: a {fmt} source needs --mapping COLUMNS.toml")
+        return import_file(path, store, fmt, columns, load_codes(columns.code_table), key)
+    if fmt == "layout":
+        return import_layout(path, store, layout or "legacy_authlog", load_codes(None),
+                             chunk_rows)
+    if fmt == "cassette":
+        return import_cassette(path, store, soap_mapping)
+    raise ConfigError(f"--format {fmt!r}: expected auto, cassette, layout, csv or jsonl")
