@@ -31,6 +31,8 @@ e2e: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check cutover tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/generate.py
