@@ -19,7 +19,15 @@ KNOWN_FIELDS: Final = frozenset({
     "min_sample", "max_rate", "max_false_decline", "max_fraud_let_through",
     "max_candidate_error_rate", "max_latency_p99_ms", "max_psi", "no_new_values",
     "segment_min_n", "segment_max_mismatch_rate", "segment_categories",
+    "feed_checks", "feed_fdr", "max_quarantine_rate",
 })
+#: Groups of feed-health findings a gate can judge (report.json ``feed_health``), by metric.
+FEED_CHECKS: Final = {
+    "quarantine": ("quarantine_rate",), "new_values": ("new_value",), "formats": ("format",),
+    "nulls": ("null_rate",), "distributions": ("amount_shift", "share_shift"),
+    "time_profiles": ("hour_profile", "inter_arrival"),
+}
+FEED_FDR_DEFAULT: Final = 0.01
 
 
 @dataclass(frozen=True)
@@ -38,11 +46,23 @@ class Policy:
     segment_max_mismatch_rate: float | None = None
     #: Mismatch categories a segment's rate counts; empty means every mismatch category.
     segment_categories: tuple[str, ...] = ()
+    #: Feed-health finding groups judged (``FEED_CHECKS``); empty means none.
+    feed_checks: tuple[str, ...] = ()
+    #: False-discovery rate a feed finding's q-value must stay above to pass.
+    feed_fdr: float = FEED_FDR_DEFAULT
+    max_quarantine_rate: float | None = None
 
 
 def _rate(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         raise ConfigError(f"{where} must be a rate between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _fdr(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ConfigError(f"{where} must be a false-discovery rate between 0 and 1 (exclusive), "
+                          f"got {value!r}")
     return float(value)
 
 
@@ -96,6 +116,18 @@ def _categories(value: Any, where: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
+def _feed_checks(value: Any, where: str) -> tuple[str, ...]:
+    if value == "all":
+        return tuple(FEED_CHECKS)
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise ConfigError(f'{where} must be "all" or a list of: {", ".join(FEED_CHECKS)}')
+    unknown = sorted(set(value) - set(FEED_CHECKS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown feed check {unknown[0]!r}; "
+                          f"known: {', '.join(FEED_CHECKS)}")
+    return tuple(dict.fromkeys(value))
+
+
 def parse_policy(table: Any, where: str) -> Policy:
     """Build a Policy from a TOML table; ``where`` prefixes every error (file and phase)."""
     if not isinstance(table, dict):
@@ -127,6 +159,9 @@ def parse_policy(table: Any, where: str) -> Policy:
         segment_max_mismatch_rate=opt("segment_max_mismatch_rate", _rate),
         segment_categories=_categories(get("segment_categories", []),
                                        f"{where}: gate.segment_categories"),
+        feed_checks=_feed_checks(get("feed_checks", []), f"{where}: gate.feed_checks"),
+        feed_fdr=_fdr(get("feed_fdr", FEED_FDR_DEFAULT), f"{where}: gate.feed_fdr"),
+        max_quarantine_rate=opt("max_quarantine_rate", _rate),
     )
     if (policy.segment_min_n is None) != (policy.segment_max_mismatch_rate is None):
         raise ConfigError(f"{where}: gate.segment_min_n and gate.segment_max_mismatch_rate "
