@@ -37,10 +37,21 @@ def _findings(report: dict[str, Any], source: str) -> list[dict[str, Any]]:
     return section["findings"]
 
 
-def _specific_first(f: dict[str, Any]) -> tuple[float, float]:
-    """The segment the change hit most (largest share of its rows) first, then by q."""
-    share = f["rows_affected"] / f["rows_replay"] if f["rows_replay"] else 0.0
-    return -share, float(f["q"])
+def _explaining_first(judged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The findings ordered by how well their segment explains the change of their field: the
+    share of the segment's rows affected times the share of all the field's affected rows it
+    holds. A units switch on one merchant shows as that merchant (half its rows, all of the
+    change), not as its country (a few percent) nor as one small merchant of a broken country
+    (all its rows, a sliver of the change)."""
+    most: dict[str, int] = {}
+    for f in judged:
+        most[f["field"]] = max(most.get(f["field"], 0), int(f["rows_affected"]))
+
+    def score(f: dict[str, Any]) -> tuple[float, float]:
+        share = f["rows_affected"] / f["rows_replay"] if f["rows_replay"] else 0.0
+        cover = f["rows_affected"] / most[f["field"]] if most[f["field"]] else 0.0
+        return -share * cover, float(f["q"])
+    return sorted(judged, key=score)
 
 
 def _check(f: dict[str, Any], fdr: float) -> Any:
@@ -64,7 +75,7 @@ def feed_checks(report: dict[str, Any], policy: Policy, source: str) -> list[Any
     judged = [f for f in _findings(report, source)
               if f["metric"] in metrics and f.get("gated", True)
               and float(f["q"]) <= policy.feed_fdr]
-    judged.sort(key=_specific_first)
+    judged = _explaining_first(judged)
     checks = [_check(f, policy.feed_fdr) for f in judged[:FEED_FAILURES_SHOWN]]
     if len(judged) > FEED_FAILURES_SHOWN:
         rest = len(judged) - FEED_FAILURES_SHOWN

@@ -13,7 +13,7 @@ apart.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
@@ -23,7 +23,8 @@ from cutover.shadow.feed_profile import ALL, HOUR_US, Coder, gap_bins
 from cutover.shadow.feed_health import Finding
 
 #: Findings searched for a change point (the strongest first); the rest keep first_seen None.
-SEARCHED_MAX: Final = 50
+SEARCHED_MAX: Final = 200
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _flags(f: Finding, codes: dict[str, np.ndarray], quarantined: np.ndarray,
@@ -121,7 +122,7 @@ def locate(findings: list[Finding], tables: Iterable[tuple[pa.Table, np.ndarray]
 
 def iso(us: int) -> str:
     """UTC ISO text of microseconds since the epoch."""
-    return datetime.fromtimestamp(us / 1e6, UTC).isoformat().replace("+00:00", "Z")
+    return (EPOCH + timedelta(microseconds=us)).isoformat().replace("+00:00", "Z")
 
 
 def searched(findings: list[Finding]) -> list[dict[str, Any]]:

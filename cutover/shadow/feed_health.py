@@ -42,7 +42,7 @@ ROWS_MIN: Final = 5
 SEGMENT_REF_MIN: Final = 20
 AMOUNT_PSI_MIN: Final = 0.2
 AMOUNT_AUC_SHIFT_MIN: Final = 0.10
-HOUR_PSI_MIN: Final = 0.2
+HOUR_PSI_MIN: Final = 0.1
 GAP_PSI_MIN: Final = 0.5
 QUARANTINE_RATE_MIN: Final = 0.01
 QUARANTINE_BASE_RATE: Final = 0.001
@@ -144,7 +144,13 @@ def _share_findings(ref_c: Counts, rep_c: Counts, dim: str, name: str, labels: l
     na, nb = n_ref[segs], n_rep[segs]
     out = _new_values(a, b, na, nb, segs)
     steady = volume_steady(n_ref, n_rep, ratio)[segs]
-    if name in NEW_ONLY.get(dim, ()):
+    if kind == "format":
+        # A known format growing is judged only for null and empty (a null spike): the share
+        # of "ecom" (a:4) in a corridor grows with a cross-border spike, for real.
+        nulls = np.array([str(v) in NULL_FORMATS for v in labels] + [False] * max(
+            0, a.shape[1] - len(labels)), bool)[:a.shape[1]]
+        out += _grown_values(a * nulls, b * nulls, na, nb, segs, steady)
+    elif name in NEW_ONLY.get(dim, ()):
         # Judged for new values in steady segments only: an attack brings new card countries.
         judged = steady & (na >= NEW_ONLY_REF_MIN)
         out = [o for o in out if judged[np.searchsorted(segs, o[2])]]
@@ -220,7 +226,12 @@ def _distribution_findings(ref_c: Counts, rep_c: Counts, dim: str, name: str, co
                           & volume_steady(n_ref, n_rep, ratio))
     if not len(segs):
         return []
-    psi = np.array([ft.psi_rows(*ft.equal_mass_bins(ref[s], rep[s], PSI_BINS))[0] for s in segs])
+    if metric == "hour_profile":
+        # Hours keep their buckets: merging by reference mass would hide a shifted clock.
+        psi = ft.psi_rows(ref[segs], rep[segs])
+    else:
+        psi = np.array([ft.psi_rows(*ft.equal_mass_bins(ref[s], rep[s], PSI_BINS))[0]
+                        for s in segs])
     if metric == "hour_profile":
         p, effect, ok = ft.g_test(ref[segs], rep[segs]), psi, psi >= HOUR_PSI_MIN
     else:
