@@ -50,7 +50,7 @@ PSI_BINS: Final = 10
 #: A segment whose volume moved by more than this factor (against the windows' overall ratio)
 #: changed its traffic mix (an attack, a promotion, an outage), which moves shares and
 #: profiles for real; its shares and distributions are not judged, its new values still are.
-VOLUME_FACTOR_MAX: Final = 2.0
+VOLUME_FACTOR_MAX: Final = 1.5
 VOLUME_EXPECTED_MIN: Final = 20.0
 NEW_ONLY_REF_MIN: Final = 100
 FINDINGS_MAX: Final = 200
@@ -270,6 +270,27 @@ def _describe(metric: str, ref: np.ndarray, rep: np.ndarray) -> tuple[str, str]:
     return gap(ref), gap(rep)
 
 
+def _rate_matched(ref_c: Counts, rep_c: Counts, reference: Profile, replay: Profile) -> Counts:
+    """The reference gap histograms moved by each segment's change of rate (rows per hour):
+    twice the rows means half the gaps, which is traffic, not a feed change. What stays is the
+    shape: gaps of zero, timestamps bunched into batches, a clock that stopped."""
+    ref, rep = _aligned(ref_c, rep_c)
+    per_ref = ref.sum(axis=1) / reference.span_us
+    per_rep = rep.sum(axis=1) / replay.span_us
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where((per_ref > 0) & (per_rep > 0),
+                         np.round(-4 * np.log10(per_rep / per_ref)), 0).astype(np.int64)
+    moved = np.zeros_like(ref)
+    moved[:, 0] = ref[:, 0]
+    width = ref.shape[1]
+    for s in np.flatnonzero(ref.sum(axis=1)):
+        target = np.clip(np.arange(1, width) + shift[s], 1, width - 1)
+        np.add.at(moved[s], target, ref[s, 1:])
+    out = Counts(width)
+    out.matrix = moved
+    return out
+
+
 def _quarantine_findings(ref_c: Counts, rep_c: Counts, dim: str, coder: Coder) -> list[Finding]:
     """Segments where replay refused more rows than the reference's rate allows (exact
     binomial test)."""
@@ -311,7 +332,8 @@ def find(reference: Profile, replay: Profile) -> list[Finding]:
         found += _distribution_findings(reference.hour[dim], counts, dim, "ts", coder,
                                         "hour_profile", ratio)
     for dim, counts in replay.gap.items():
-        found += _distribution_findings(reference.gap[dim], counts, dim, "ts", coder,
+        found += _distribution_findings(_rate_matched(reference.gap[dim], counts, reference,
+                                                      replay), counts, dim, "ts", coder,
                                         "inter_arrival", ratio)
     for dim, counts in replay.quarantine.items():
         found += _quarantine_findings(reference.quarantine[dim], counts, dim, coder)

@@ -319,6 +319,16 @@ class Profile:
         self.gap = {d: Counts(GAP_BINS) for d in GAP_DIMS}
         self.quarantine = {d: Counts(2) for d in DIMENSIONS}
         self._carry = _Carry(np.zeros(0, np.int64))
+        #: The window's first and last ts (microseconds): its span, for rates per hour.
+        self.ts_min_us: int | None = None
+        self.ts_max_us: int | None = None
+
+    @property
+    def span_us(self) -> int:
+        """Microseconds between the window's first and last row (at least one hour)."""
+        if self.ts_min_us is None or self.ts_max_us is None:
+            return HOUR_US
+        return max(self.ts_max_us - self.ts_min_us, HOUR_US)
 
     def segments(self, dim: str) -> int:
         """How many segment codes ``dim`` has so far."""
@@ -332,6 +342,9 @@ class Profile:
             return
         self.rows += table.num_rows
         codes = self.coder.encode(table)
+        low, high = int(codes["ts_us"].min()), int(codes["ts_us"].max())
+        self.ts_min_us = low if self.ts_min_us is None else min(self.ts_min_us, low)
+        self.ts_max_us = high if self.ts_max_us is None else max(self.ts_max_us, high)
         sizes = {d: self.segments(d) for d in DIMENSIONS}
         for (dim, name), counts in self.values.items():
             counts.add(codes[f"seg:{dim}"], codes[name], sizes[dim], len(self.coder.books[name]))
