@@ -103,6 +103,8 @@ def locate(findings: list[Finding], tables: Iterable[tuple[pa.Table, np.ndarray]
     flag_parts: list[list[np.ndarray]] = [[] for _ in searched]
     need_gaps = any(f.extra.get("kind") == "inter_arrival" for f in searched)
     for table, quarantined in tables:
+        if table.num_rows == 0:
+            continue
         codes = coder.encode(table)
         gaps = _batch_gaps(codes) if need_gaps else None
         for i, f in enumerate(searched):

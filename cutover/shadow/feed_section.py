@@ -22,27 +22,55 @@ import pyarrow.compute as pc
 from cutover.domain import TS
 from cutover.shadow.feed_changepoint import SEARCHED_MAX, locate
 from cutover.shadow.feed_health import REPORT_FDR, Finding, find
+from cutover.shadow.feed_profile import COLUMNS
 
 SPREAD_HOURS_MIN: Final = 8
 READ_BATCH_ROWS: Final = 262_144
 SECTION_VERSION: Final = 1
 
 
-def _replayed(run: dict[str, Any], split: Any) -> Iterator[tuple[pa.Table, np.ndarray]]:
-    """The replayed rows again (the run's store and narrowing), with each row's quarantine."""
+def _replayed(run: dict[str, Any], split: Any,
+              refusals: bool) -> Iterator[tuple[pa.Table, np.ndarray]]:
+    """The replayed rows again, with each row's quarantine. Without a sample, limit or
+    merchant narrowing (the usual run) only the profile's columns of the window are scanned;
+    the refusals are recomputed from every column only when a quarantine finding needs them."""
     from cutover.store.filters import Narrowing, parse_when
-    from cutover.store.quarantine import quarantine_reasons
     from cutover.store.stream import iter_input
     n = run.get("narrowing") or {}
     narrowing = Narrowing(parse_when(n.get("since")), parse_when(n.get("until"), "--until"),
                           n.get("merchant"), n.get("sample"), n.get("limit"))
-    for table in iter_input(Path(run["store"]), narrowing, READ_BATCH_ROWS):
+    since = max([t for t in (narrowing.since, split) if t is not None], default=None)
+    if refusals or narrowing.merchant or narrowing.sample or narrowing.limit:
+        tables: Iterator[pa.Table] = iter_input(Path(run["store"]), narrowing, READ_BATCH_ROWS)
+    else:
+        tables = _window(Path(run["store"]), since, narrowing.until)
+    for table in tables:
         if split is not None:
             table = table.filter(pc.fill_null(pc.greater_equal(
                 table["ts"], pa.scalar(split, TS)), False))
-        refused = np.asarray(pc.is_valid(quarantine_reasons(table)).to_numpy(
-            zero_copy_only=False), bool)
-        yield table, refused
+        yield table, _refused(table) if refusals else np.zeros(table.num_rows, bool)
+
+
+def _refused(table: pa.Table) -> np.ndarray:
+    from cutover.store.quarantine import quarantine_reasons
+    return np.asarray(pc.is_valid(quarantine_reasons(table)).to_numpy(zero_copy_only=False),
+                      bool)
+
+
+def _window(store: Path, since: Any, until: Any) -> Iterator[pa.Table]:
+    """The profile's columns of the rows in [since, until), scanned with the filter pushed down."""
+    import pyarrow.dataset as ds
+
+    from cutover.domain import TRAFFIC
+    from cutover.shadow.drift import _between
+    from cutover.store.traffic import store_files
+    files = [str(f) for f in store_files(store)]
+    if not files:
+        return
+    dataset = ds.dataset(files, schema=TRAFFIC, format="parquet")
+    for batch in dataset.to_batches(columns=list(COLUMNS), filter=_between(since, until),
+                                    batch_size=READ_BATCH_ROWS):
+        yield pa.Table.from_batches([batch])
 
 
 def _gated(f: Finding) -> bool:
@@ -59,7 +87,8 @@ def feed_section(drift: Any, reference: Any, run: dict[str, Any] | None) -> dict
                 "note": "no reference window: feed health not computed"}
     findings = find(ref.feed, drift.replay.feed)
     if findings and run and run.get("store"):
-        locate(findings, _replayed(run, plan.split), plan.coder)
+        refusals = any(f.metric == "quarantine_rate" for f in findings)
+        locate(findings, _replayed(run, plan.split, refusals), plan.coder)
     rows = []
     for f in findings:
         row = f.as_dict()
