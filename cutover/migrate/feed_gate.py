@@ -31,7 +31,7 @@ def _findings(report: dict[str, Any], source: str) -> list[dict[str, Any]]:
         raise GateInputError(f"{source}: feed_health was not computed ({section['note']}); "
                              "the policy's feed_checks cannot be judged")
     for i, f in enumerate(section["findings"]):
-        if not isinstance(f, dict) or not FINDING_FIELDS <= set(f):
+        if not isinstance(f, dict) or not set(f) >= FINDING_FIELDS:
             raise GateInputError(f"{source}: field feed_health.findings[{i}] needs "
                                  f"{', '.join(sorted(FINDING_FIELDS))}")
     return section["findings"]

@@ -19,8 +19,8 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 
-from cutover.shadow.feed_profile import ALL, HOUR_US, Coder, gap_bins
 from cutover.shadow.feed_health import Finding
+from cutover.shadow.feed_profile import ALL, HOUR_US, Coder, gap_bins
 
 #: Findings searched for a change point (the strongest first); the rest keep first_seen None.
 SEARCHED_MAX: Final = 200

@@ -23,7 +23,6 @@ from cutover.shadow.feed_profile import (
     ALL,
     AMOUNT_BINS,
     AMOUNT_DECADES,
-    GAP_BINS,
     GAP_LOG_MIN,
     HOURS_PER_BUCKET,
     NEW_ONLY,
@@ -47,6 +46,9 @@ GAP_PSI_MIN: Final = 0.5
 QUARANTINE_RATE_MIN: Final = 0.01
 QUARANTINE_BASE_RATE: Final = 0.001
 PSI_BINS: Final = 10
+#: A test whose p is above this cannot pass Benjamini-Hochberg at REPORT_FDR over any report
+#: with more than one test; it is not described (saves work on thousands of segments).
+SCREEN_P: Final = REPORT_FDR
 #: A segment whose volume moved by more than this factor (against the windows' overall ratio)
 #: changed its traffic mix (an attack, a promotion, an outage), which moves shares and
 #: profiles for real; its shares and distributions are not judged, its new values still are.
@@ -229,16 +231,17 @@ def _distribution_findings(ref_c: Counts, rep_c: Counts, dim: str, name: str, co
     if metric == "hour_profile":
         # Hours keep their buckets: merging by reference mass would hide a shifted clock.
         psi = ft.psi_rows(ref[segs], rep[segs])
-    else:
-        psi = np.array([ft.psi_rows(*ft.equal_mass_bins(ref[s], rep[s], PSI_BINS))[0]
-                        for s in segs])
-    if metric == "hour_profile":
         p, effect, ok = ft.g_test(ref[segs], rep[segs]), psi, psi >= HOUR_PSI_MIN
     else:
         auc, p = ft.mann_whitney(ref[segs], rep[segs])
-        effect = psi
+        ok = np.abs(auc - 0.5) >= AMOUNT_AUC_SHIFT_MIN
+        # PSI over equal-mass bins is a loop per segment: only where the rank test moved.
+        effect = np.zeros(len(segs))
+        for i in np.flatnonzero(ok & (p < SCREEN_P)):
+            effect[i] = ft.psi_rows(*ft.equal_mass_bins(ref[segs[i]], rep[segs[i]], PSI_BINS))[0]
         floor = AMOUNT_PSI_MIN if metric == "amount_shift" else GAP_PSI_MIN
-        ok = (psi >= floor) & (np.abs(auc - 0.5) >= AMOUNT_AUC_SHIFT_MIN)
+        ok &= effect >= floor
+    ok &= p < SCREEN_P
     out = []
     for i in np.flatnonzero(ok):
         s = int(segs[i])
@@ -322,8 +325,9 @@ def find(reference: Profile, replay: Profile) -> list[Finding]:
         labels = coder.books[name].values
         found += _share_findings(reference.values[(dim, name)], counts, dim, name, labels,
                                  coder, "value", ratio)
-    for (dim, name), counts in replay.formats.items():
-        found += _share_findings(reference.formats[(dim, name)], counts, dim, name,
+    ref_formats, rep_formats = reference.formats, replay.formats
+    for (dim, name), counts in rep_formats.items():
+        found += _share_findings(ref_formats[(dim, name)], counts, dim, name,
                                  coder.formats[name].values, coder, "format", ratio)
     for dim, counts in replay.amount.items():
         found += _distribution_findings(reference.amount[dim], counts, dim, "amount_minor",
@@ -337,15 +341,16 @@ def find(reference: Profile, replay: Profile) -> list[Finding]:
                                         "inter_arrival", ratio)
     for dim, counts in replay.quarantine.items():
         found += _quarantine_findings(reference.quarantine[dim], counts, dim, coder)
-    return _adjusted(found, _tests_run(reference, replay))
+    return _adjusted(found, _tests_run(reference, replay, ref_formats, rep_formats))
 
 
-def _tests_run(reference: Profile, replay: Profile) -> int:
+def _tests_run(reference: Profile, replay: Profile, ref_formats: dict[Any, Counts],
+               rep_formats: dict[Any, Counts]) -> int:
     """How many tests the report ran in all (every judged segment of every metric): the m of
     Benjamini-Hochberg, so screening out small effects first does not loosen the control."""
     m = 0
     pairs = [*((reference.values[k], v) for k, v in replay.values.items()),
-             *((reference.formats[k], v) for k, v in replay.formats.items()),
+             *((ref_formats[k], v) for k, v in rep_formats.items()),
              *((reference.amount[k], v) for k, v in replay.amount.items()),
              *((reference.hour[k], v) for k, v in replay.hour.items()),
              *((reference.gap[k], v) for k, v in replay.gap.items()),

@@ -68,11 +68,14 @@ VALUE_FIELDS: Final = {
 #: a recoded country), never for shares.
 NEW_ONLY: Final = {"merchant_id": ("card_country", "bin_range")}
 #: Dimensions whose amounts, hours of day and inter-arrival times are judged.
-AMOUNT_DIMS: Final = (ALL, "merchant_id", "merchant_country", "currency", "channel",
-                      "merchant_country×channel", "currency×channel")
-HOUR_DIMS: Final = (ALL, "merchant_id", "merchant_country")
+AMOUNT_DIMS: Final = (ALL, "merchant_id", "merchant_country", "card_country", "bin_range",
+                      "currency", "channel", "merchant_country×channel", "currency×channel")
+HOUR_DIMS: Final = (ALL, "merchant_id", "merchant_country", "currency", "channel")
 GAP_DIMS: Final = ("merchant_id",)
 FORMAT_FIELDS: Final = (*FORMAT_CODED, *FORMAT_ROWWISE, "ts")
+#: Format codes kept apart in a row's signature (six bits per field, six fields per half).
+SIGNATURE_CODE_MAX: Final = 63
+assert len(FORMAT_FIELDS) == 12, "a signature half holds six fields of six bits"
 
 
 def value_format(value: str | None) -> str:
@@ -152,6 +155,8 @@ class Coder:
         self.books = {name: Codebook() for name in (*FORMAT_CODED, "bin_range")}
         self.formats = {name: Codebook() for name in FORMAT_FIELDS}
         self.pairs = {name: Codebook() for name in PAIRS}
+        #: Distinct combinations of the fields' format codes seen in any row.
+        self.signatures = Codebook()
         #: Per coded field: the format code of each value code, and per card_bin code its range.
         self._format_of = {name: np.zeros(0, np.int64) for name in FORMAT_CODED}
         self._range_of = np.zeros(0, np.int64)
@@ -200,6 +205,39 @@ class Coder:
                 out[f"seg:{dim}"] = out[dim]
         return out
 
+    def signature(self, codes: dict[str, np.ndarray]) -> np.ndarray:
+        """One code per row for the formats of all FORMAT_FIELDS together (format codes past
+        SIGNATURE_CODE_MAX share the last one)."""
+        halves = []
+        half = len(FORMAT_FIELDS) // 2
+        for part in (FORMAT_FIELDS[:half], FORMAT_FIELDS[half:]):
+            key = np.zeros(len(codes["ts_us"]), np.int64)
+            for name in part:
+                key = key * 64 + np.minimum(codes[f"fmt:{name}"], SIGNATURE_CODE_MAX)
+            halves.append(key)
+        first = pc.dictionary_encode(pa.array(halves[0]))
+        second = pc.dictionary_encode(pa.array(halves[1]))
+        n2 = len(second.dictionary)
+        local = first.indices.to_numpy().astype(np.int64) * n2 + \
+            second.indices.to_numpy().astype(np.int64)
+        combined = pc.dictionary_encode(pa.array(local))
+        keys = combined.dictionary.to_numpy()
+        h1 = first.dictionary.to_numpy()[keys // n2]
+        h2 = second.dictionary.to_numpy()[keys % n2]
+        lut = self.signatures.codes([(int(a), int(b)) for a, b in zip(h1, h2, strict=True)])
+        return lut[combined.indices.to_numpy().astype(np.int64)]
+
+    def signature_table(self) -> np.ndarray:
+        """(signatures, fields): the format code of each field in each signature."""
+        out = np.zeros((len(self.signatures), len(FORMAT_FIELDS)), np.int64)
+        half = len(FORMAT_FIELDS) // 2
+        for row, keys in enumerate(self.signatures.values):
+            for h, key in enumerate(keys):
+                for i in range(half - 1, -1, -1):
+                    out[row, h * half + i] = key % 64
+                    key //= 64
+        return out
+
     def _pair(self, dim: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         key = pa.array(left * (1 << 31) + right)
         encoded = pc.dictionary_encode(key)
@@ -220,8 +258,8 @@ class Coder:
         code[length == 0] = 0
         if column.null_count:
             code[~np.asarray(column.is_valid().to_numpy(zero_copy_only=False), bool)] = 1
-        uniques = np.unique(code)
-        lut = np.zeros(int(uniques.max()) + 1, np.int64)
+        uniques = np.flatnonzero(np.bincount(code, minlength=300))
+        lut = np.zeros(300, np.int64)
         lut[uniques] = self.formats[name].codes([_rowwise_name(int(u)) for u in uniques])
         return lut[code]
 
@@ -313,7 +351,9 @@ class Profile:
         self.rows = 0
         self.values = {(d, f): Counts() for table in (VALUE_FIELDS, NEW_ONLY)
                        for d, fields in table.items() for f in fields}
-        self.formats = {(d, f): Counts() for d in DIMENSIONS for f in FORMAT_FIELDS}
+        #: Per dimension, counts by (segment, format signature): the formats of all fields of a
+        #: row as one code, so one bincount per dimension instead of one per field.
+        self.signatures = {d: Counts() for d in DIMENSIONS}
         self.amount = {d: Counts(AMOUNT_BINS) for d in AMOUNT_DIMS}
         self.hour = {d: Counts(HOUR_BUCKETS) for d in HOUR_DIMS}
         self.gap = {d: Counts(GAP_BINS) for d in GAP_DIMS}
@@ -348,9 +388,9 @@ class Profile:
         sizes = {d: self.segments(d) for d in DIMENSIONS}
         for (dim, name), counts in self.values.items():
             counts.add(codes[f"seg:{dim}"], codes[name], sizes[dim], len(self.coder.books[name]))
-        for (dim, name), counts in self.formats.items():
-            counts.add(codes[f"seg:{dim}"], codes[f"fmt:{name}"], sizes[dim],
-                       len(self.coder.formats[name]))
+        signature = self.coder.signature(codes)
+        for dim, counts in self.signatures.items():
+            counts.add(codes[f"seg:{dim}"], signature, sizes[dim], len(self.coder.signatures))
         for dim, counts in self.amount.items():
             counts.add(codes[f"seg:{dim}"], codes["amount"], sizes[dim], AMOUNT_BINS)
         for dim, counts in self.hour.items():
@@ -360,6 +400,23 @@ class Profile:
         for dim, counts in self.quarantine.items():
             counts.add(codes[f"seg:{dim}"], quarantined.astype(np.int64), sizes[dim], 2)
         self._gaps(codes, sizes["merchant_id"])
+
+    @property
+    def formats(self) -> dict[tuple[str, str], Counts]:
+        """Per (dimension, field): counts by (segment, format code), expanded from signatures."""
+        table = self.coder.signature_table()
+        out = {}
+        for dim, counts in self.signatures.items():
+            sig = counts.matrix
+            rows = sig.shape[0]
+            for i, name in enumerate(FORMAT_FIELDS):
+                width = len(self.coder.formats[name])
+                onehot = np.zeros((sig.shape[1], width), np.int64)
+                onehot[np.arange(sig.shape[1]), table[:sig.shape[1], i]] = 1
+                expanded = Counts()
+                expanded.matrix = sig @ onehot if rows else np.zeros((0, width), np.int64)
+                out[(dim, name)] = expanded
+        return out
 
     def _gaps(self, codes: dict[str, np.ndarray], merchants: int) -> None:
         """Gaps between each merchant's consecutive rows (the previous batch's last row too)."""

@@ -22,15 +22,15 @@ import pyarrow.compute as pc
 from cutover.domain import TS
 from cutover.shadow.feed_changepoint import SEARCHED_MAX, locate
 from cutover.shadow.feed_health import REPORT_FDR, Finding, find
-from cutover.shadow.feed_profile import COLUMNS
+from cutover.shadow.feed_profile import COLUMNS, PAIRS
 
 SPREAD_HOURS_MIN: Final = 8
 READ_BATCH_ROWS: Final = 262_144
 SECTION_VERSION: Final = 1
 
 
-def _replayed(run: dict[str, Any], split: Any,
-              refusals: bool) -> Iterator[tuple[pa.Table, np.ndarray]]:
+def _replayed(run: dict[str, Any], split: Any, refusals: bool,
+              only: Any = None) -> Iterator[tuple[pa.Table, np.ndarray]]:
     """The replayed rows again, with each row's quarantine. Without a sample, limit or
     merchant narrowing (the usual run) only the profile's columns of the window are scanned;
     the refusals are recomputed from every column only when a quarantine finding needs them."""
@@ -43,7 +43,7 @@ def _replayed(run: dict[str, Any], split: Any,
     if refusals or narrowing.merchant or narrowing.sample or narrowing.limit:
         tables: Iterator[pa.Table] = iter_input(Path(run["store"]), narrowing, READ_BATCH_ROWS)
     else:
-        tables = _window(Path(run["store"]), since, narrowing.until)
+        tables = _window(Path(run["store"]), since, narrowing.until, only)
     for table in tables:
         if split is not None:
             table = table.filter(pc.fill_null(pc.greater_equal(
@@ -57,8 +57,27 @@ def _refused(table: pa.Table) -> np.ndarray:
                       bool)
 
 
-def _window(store: Path, since: Any, until: Any) -> Iterator[pa.Table]:
-    """The profile's columns of the rows in [since, until), scanned with the filter pushed down."""
+def segments_filter(findings: list[Finding]) -> Any:
+    """A dataset filter for the rows of the findings' segments, or None when one of them cannot
+    be pushed down (all rows, a BIN range): then every row of the window is read."""
+    import pyarrow.dataset as ds
+    expr = None
+    for f in findings:
+        if f.dimension in PAIRS:
+            left, right = PAIRS[f.dimension]
+            a, b = f.segment.split("×", 1)
+            part = (ds.field(left) == a) & (ds.field(right) == b)
+        elif f.dimension in ("all", "bin_range") or f.segment == "<null>":
+            return None
+        else:
+            part = ds.field(f.dimension) == f.segment
+        expr = part if expr is None else expr | part
+    return expr
+
+
+def _window(store: Path, since: Any, until: Any, only: Any) -> Iterator[pa.Table]:
+    """The profile's columns of the rows in [since, until) (and of ``only``'s segments),
+    scanned with the filter pushed down."""
     import pyarrow.dataset as ds
 
     from cutover.domain import TRAFFIC
@@ -68,7 +87,10 @@ def _window(store: Path, since: Any, until: Any) -> Iterator[pa.Table]:
     if not files:
         return
     dataset = ds.dataset(files, schema=TRAFFIC, format="parquet")
-    for batch in dataset.to_batches(columns=list(COLUMNS), filter=_between(since, until),
+    expr = _between(since, until)
+    if only is not None:
+        expr = only if expr is None else expr & only
+    for batch in dataset.to_batches(columns=list(COLUMNS), filter=expr,
                                     batch_size=READ_BATCH_ROWS):
         yield pa.Table.from_batches([batch])
 
@@ -88,7 +110,9 @@ def feed_section(drift: Any, reference: Any, run: dict[str, Any] | None) -> dict
     findings = find(ref.feed, drift.replay.feed)
     if findings and run and run.get("store"):
         refusals = any(f.metric == "quarantine_rate" for f in findings)
-        locate(findings, _replayed(run, plan.split, refusals), plan.coder)
+        searched = findings[:SEARCHED_MAX]
+        locate(findings, _replayed(run, plan.split, refusals, segments_filter(searched)),
+               plan.coder)
     rows = []
     for f in findings:
         row = f.as_dict()
