@@ -248,7 +248,8 @@ def _dispatch(ray: Any, job: Job, segments: list[Segment], n_workers: int, run_p
         return []
     actor_class = ray.remote(num_cpus=1, max_restarts=0)(SegmentWorker)
     actors = [actor_class.remote(job, [os.getcwd()]) for _ in range(min(n_workers, len(segments)))]
-    queue, idle, running, results = list(segments), list(actors), {}, []
+    queue, idle, results = list(segments), list(actors), []
+    running: dict[Any, Any] = {}  # a segment's object ref -> the actor running it
     total = run_plan.rows_in
     try:
         while queue or running:
