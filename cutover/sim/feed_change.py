@@ -44,11 +44,11 @@ class Segment(StrictModel):
 
     column: Literal["merchant_id", "merchant_country", "card_country", "channel", "currency",
                     "mcc"]
-    value: str | None = None
-    #: 1 = the value with the most rows in the window.
-    rank: int | None = Field(None, ge=1, le=10_000)
-    #: The value whose rows in the window are closest to this.
-    rows: int | None = Field(None, ge=1)
+    value: str | None = Field(None, description="The value of `column` whose rows break.")
+    rank: int | None = Field(None, ge=1, le=10_000,
+                             description="Or: the value with the rank-th most rows (1 = most).")
+    rows: int | None = Field(None, ge=1, description="Or: the value whose rows in the window "
+                             "are closest to this.")
 
     @model_validator(mode="after")
     def _one_way(self) -> Segment:
@@ -61,23 +61,26 @@ class Segment(StrictModel):
 class FeedChange(StrictModel):
     """One feed change: what happens to ``field`` in ``segment`` from ``start`` on."""
 
-    name: str
-    description: str = ""
+    name: str = Field(description="Short name, used in bench output and run folders.")
+    description: str = Field("", description="What the change stands for.")
     kind: Literal["divide", "recode", "shift_time", "set_value", "set_null", "truncate", "swap",
-                  "round_time"]
-    field: Literal[FIELDS]  # type: ignore[valid-type]
+                  "round_time"] = Field(description="What happens to `field`.")
+    field: Literal[FIELDS] = Field(  # type: ignore[valid-type]
+        description="The request field that changes.")
     segment: Segment
-    #: Share of the window (by time) after which rows are changed: 0.5 = from the middle on.
-    start: float = Field(0.5, ge=0.0, lt=1.0)
-    #: Share of the segment's rows from ``start`` on that change (null spikes, new values).
-    share: float = Field(1.0, gt=0.0, le=1.0)
-    divisor: int | None = Field(None, ge=2)
-    hours: int | None = Field(None, ge=-23, le=23)
-    value: str | None = None
-    length: int | None = Field(None, ge=0)
-    other: Literal[TEXT_FIELDS] | None = None  # type: ignore[valid-type]
-    unit: Literal["second", "minute", "hour", "day"] | None = None
-    seed: int = 0
+    start: float = Field(0.5, ge=0.0, lt=1.0, description="Share of the window (by time) "
+                         "after which rows change: 0.5 = from the middle on.")
+    share: float = Field(1.0, gt=0.0, le=1.0, description="Share of the segment's rows from "
+                         "`start` on that change (null spikes, new values).")
+    divisor: int | None = Field(None, ge=2, description="divide: amounts divided by this.")
+    hours: int | None = Field(None, ge=-23, le=23, description="shift_time: hours added.")
+    value: str | None = Field(None, description="set_value: the value written.")
+    length: int | None = Field(None, ge=0, description="truncate: characters kept.")
+    other: Literal[TEXT_FIELDS] | None = Field(  # type: ignore[valid-type]
+        None, description="swap: the field swapped with `field`.")
+    unit: Literal["second", "minute", "hour", "day"] | None = Field(
+        None, description="round_time: the clock's new precision.")
+    seed: int = Field(0, description="Seed of the random choice of rows when `share` < 1.")
 
 
 def load_change(path: Path) -> FeedChange:
