@@ -144,7 +144,7 @@ def _share_findings(ref_c: Counts, rep_c: Counts, dim: str, name: str, labels: l
         return []
     a, b = ref[segs], rep[segs]
     na, nb = n_ref[segs], n_rep[segs]
-    out = _new_values(a, b, na, nb, segs)
+    out = _new_values(a, b, na, nb, segs, single=name in NEW_ONLY.get(dim, ()))
     steady = volume_steady(n_ref, n_rep, ratio)[segs]
     if kind == "format":
         # A known format growing is judged only for null and empty (a null spike): the share
@@ -167,8 +167,13 @@ def _share_findings(ref_c: Counts, rep_c: Counts, dim: str, name: str, labels: l
 
 
 def _new_values(a: np.ndarray, b: np.ndarray, na: np.ndarray, nb: np.ndarray,
-                segs: np.ndarray) -> list[tuple[float, str, int, list[int]]]:
+                segs: np.ndarray, single: bool = False) -> list[tuple[float, str, int, list[int]]]:
+    """Rows of values the segment never showed, all together (or only the most frequent one
+    when ``single``: a sentinel is one value, travel brings many)."""
     new = (a == 0) & (b > 0)
+    if single:
+        top = np.argmax(np.where(new, b, 0), axis=1)
+        new = new & (np.arange(new.shape[1])[None, :] == top[:, None])
     k = np.where(new, b, 0).sum(axis=1)
     rows = np.flatnonzero((k >= ROWS_MIN) & (k / nb >= NEW_SHARE_MIN))
     if not len(rows):

@@ -15,6 +15,20 @@ def test_fisher_greater_is_the_one_sided_exact_test():
     assert abs(p[0] - expected) < 1e-12
 
 
+def test_exact_tails_match_scipy_stats_across_sizes():
+    """Hypergeometric and binomial upper tails equal scipy.stats' to 1e-9 relative, from a
+    10-row to a 200,000-row table (new values, k = 0, and the extreme tail)."""
+    a = np.array([0, 3, 0, 500, 12])
+    n_ref = np.array([10, 300, 5_000, 200_000, 40])
+    b = np.array([2, 20, 0, 900, 1])
+    n_rep = np.array([5, 150, 2_000, 100_000, 20])
+    expected = sps.hypergeom.sf(b - 1, n_ref + n_rep, a + b, n_rep)
+    assert np.allclose(ft.fisher_greater(a, n_ref, b, n_rep), expected, rtol=1e-9, atol=1e-300)
+    p0 = np.array([0.01, 0.2, 0.003, 0.5, 0.9])
+    assert np.allclose(ft.binomial_greater(b, n_rep, p0), sps.binom.sf(b - 1, n_rep, p0),
+                       rtol=1e-9, atol=1e-300)
+
+
 def test_good_turing_rate_stays_above_zero_in_a_constant_field():
     """No singletons in 300 rows: 1/302, not zero; 6 singletons: 7/302."""
     rate = ft.good_turing_rate(np.array([0, 6]), np.array([300, 300]))
