@@ -46,6 +46,8 @@ GAP_PSI_MIN: Final = 0.5
 QUARANTINE_RATE_MIN: Final = 0.01
 QUARANTINE_BASE_RATE: Final = 0.001
 PSI_BINS: Final = 10
+#: A distribution finding needs this share of the segment's rows in the bins it over-fills.
+AFFECTED_SHARE_MIN: Final = 0.05
 #: A test whose p is above this cannot pass Benjamini-Hochberg at REPORT_FDR over any report
 #: with more than one test; it is not described (saves work on thousands of segments).
 SCREEN_P: Final = REPORT_FDR
@@ -251,6 +253,8 @@ def _distribution_findings(ref_c: Counts, rep_c: Counts, dim: str, name: str, co
     for i in np.flatnonzero(ok):
         s = int(segs[i])
         over = np.flatnonzero(rep[s] / max(n_rep[s], 1) > 2 * ref[s] / max(n_ref[s], 1))
+        if rep[s][over].sum() < AFFECTED_SHARE_MIN * n_rep[s]:
+            continue  # a few odd rows (a card-testing run) move a rank test, not a feed
         before, after = _describe(metric, ref[s], rep[s])
         out.append(Finding(name, dim, segment_label(coder, dim, s), metric, before, after,
                            float(effect[i]), float(p[i]), int(n_ref[s]), int(n_rep[s]),

@@ -183,25 +183,30 @@ class Coder:
 
     def encode(self, table: pa.Table) -> dict[str, np.ndarray]:
         """Per field: the value code (coded fields), ``fmt:<field>`` format codes, ``seg:<dim>``
-        segment codes, and ``amount``, ``hour`` bins of every row."""
+        segment codes, and ``amount``, ``hour`` bins of every row. Columns the table lacks
+        are skipped (the change-point pass reads only what its findings need)."""
         out: dict[str, np.ndarray] = {}
-        for name in FORMAT_CODED:
+        have = set(table.column_names)
+        for name in (n for n in FORMAT_CODED if n in have):
             out[name] = _encode(table[name], self.books[name])
             out[f"fmt:{name}"] = self._lookup(name)[out[name]]
-        out["bin_range"] = self._range_lookup()[out["card_bin"]]
-        for name in FORMAT_ROWWISE:
+        if "card_bin" in out:
+            out["bin_range"] = self._range_lookup()[out["card_bin"]]
+        for name in (n for n in FORMAT_ROWWISE if n in have):
             out[f"fmt:{name}"] = self._rowwise_format(table[name], name)
         us = pc.cast(table["ts"], pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64)
         out["ts_us"] = us
         out["fmt:ts"] = self._ts_format(us)
         out["hour"] = (us // HOUR_US) % 24 // HOURS_PER_BUCKET
-        out["amount"] = amount_bins(table["amount_minor"])
+        if "amount_minor" in have:
+            out["amount"] = amount_bins(table["amount_minor"])
         out[f"seg:{ALL}"] = np.zeros(table.num_rows, np.int64)
         for dim in DIMENSIONS[1:]:
             if dim in PAIRS:
                 left, right = PAIRS[dim]
-                out[f"seg:{dim}"] = self._pair(dim, out[left], out[right])
-            else:
+                if left in out and right in out:
+                    out[f"seg:{dim}"] = self._pair(dim, out[left], out[right])
+            elif dim in out:
                 out[f"seg:{dim}"] = out[dim]
         return out
 

@@ -29,8 +29,8 @@ READ_BATCH_ROWS: Final = 262_144
 SECTION_VERSION: Final = 1
 
 
-def _replayed(run: dict[str, Any], split: Any, refusals: bool,
-              only: Any = None) -> Iterator[tuple[pa.Table, np.ndarray]]:
+def _replayed(run: dict[str, Any], split: Any, refusals: bool, only: Any = None,
+              columns: list[str] | None = None) -> Iterator[tuple[pa.Table, np.ndarray]]:
     """The replayed rows again, with each row's quarantine. Without a sample, limit or
     merchant narrowing (the usual run) only the profile's columns of the window are scanned;
     the refusals are recomputed from every column only when a quarantine finding needs them."""
@@ -43,7 +43,8 @@ def _replayed(run: dict[str, Any], split: Any, refusals: bool,
     if refusals or narrowing.merchant or narrowing.sample or narrowing.limit:
         tables: Iterator[pa.Table] = iter_input(Path(run["store"]), narrowing, READ_BATCH_ROWS)
     else:
-        tables = _window(Path(run["store"]), since, narrowing.until, only)
+        tables = _window(Path(run["store"]), since, narrowing.until, only,
+                         columns or list(COLUMNS))
     for table in tables:
         if split is not None:
             table = table.filter(pc.fill_null(pc.greater_equal(
@@ -75,7 +76,24 @@ def segments_filter(findings: list[Finding]) -> Any:
     return expr
 
 
-def _window(store: Path, since: Any, until: Any, only: Any) -> Iterator[pa.Table]:
+def needed_columns(findings: list[Finding]) -> list[str]:
+    """The columns the change-point pass needs for ``findings`` (segments and fields)."""
+    wanted = {"ts"}
+    for f in findings:
+        wanted.update(PAIRS.get(f.dimension, (f.dimension,)))
+        kind = f.extra.get("kind")
+        if kind in ("value", "format"):
+            wanted.add(f.field)
+        elif kind == "amount_shift":
+            wanted.add("amount_minor")
+        elif kind == "inter_arrival":
+            wanted.add("merchant_id")
+    wanted = {"card_bin" if c == "bin_range" else c for c in wanted} - {"all"}
+    return [c for c in COLUMNS if c in wanted]
+
+
+def _window(store: Path, since: Any, until: Any, only: Any,
+            columns: list[str]) -> Iterator[pa.Table]:
     """The profile's columns of the rows in [since, until) (and of ``only``'s segments),
     scanned with the filter pushed down."""
     import pyarrow.dataset as ds
@@ -90,7 +108,7 @@ def _window(store: Path, since: Any, until: Any, only: Any) -> Iterator[pa.Table
     expr = _between(since, until)
     if only is not None:
         expr = only if expr is None else expr & only
-    for batch in dataset.to_batches(columns=list(COLUMNS), filter=expr,
+    for batch in dataset.to_batches(columns=columns, filter=expr,
                                     batch_size=READ_BATCH_ROWS):
         yield pa.Table.from_batches([batch])
 
@@ -111,8 +129,8 @@ def feed_section(drift: Any, reference: Any, run: dict[str, Any] | None) -> dict
     if findings and run and run.get("store"):
         refusals = any(f.metric == "quarantine_rate" for f in findings)
         searched = findings[:SEARCHED_MAX]
-        locate(findings, _replayed(run, plan.split, refusals, segments_filter(searched)),
-               plan.coder)
+        locate(findings, _replayed(run, plan.split, refusals, segments_filter(searched),
+                                   needed_columns(searched)), plan.coder)
     rows = []
     for f in findings:
         row = f.as_dict()
