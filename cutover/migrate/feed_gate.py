@@ -59,7 +59,7 @@ def _check(f: dict[str, Any], fdr: float) -> Any:
     segment = f"{f['dimension']}={f['segment']}" if f["dimension"] != "all" else "all rows"
     since = f["first_seen"] or "unknown"
     observed = f"{f['metric']}: {f['before']} -> {f['after']}; first seen {since}"
-    return Check(f"feed {f['field']} @ {segment}", observed, f"q={float(f['q']):.2g}",
+    return Check(f"feed {f['field']} @ {segment} ({f['metric']})", observed, f"q={float(f['q']):.2g}",
                  f"q > {fdr:g}", False,
                  f"{f['field']} in {segment}: {f['metric']} {f['before']} -> {f['after']} "
                  f"({f['rows_affected']:,} of {f['rows_replay']:,} rows), first seen {since}, "

@@ -57,10 +57,11 @@ def test_units_switch_on_a_300_row_merchant_fails_canary_1(tmp_path, traffic):
     failed = [c for c in result["checks"] if not c["passed"]]
     assert not result["passed"]
     names = [c["name"] for c in failed]
-    assert f"feed amount_minor @ merchant_id={merchant}" in names
+    assert f"feed amount_minor @ merchant_id={merchant} (amount_shift)" in names
     # The 500-row segment check cannot judge it: only the feed check names the merchant.
     assert f"segment merchant_id={merchant}" not in names
-    check = next(c for c in failed if c["name"] == f"feed amount_minor @ merchant_id={merchant}")
+    check = next(c for c in failed
+                 if c["name"] == f"feed amount_minor @ merchant_id={merchant} (amount_shift)")
     first = datetime.fromisoformat(check["observed"].rsplit("first seen ", 1)[1]
                                    .replace("Z", "+00:00"))
     assert 0 <= first.timestamp() * 1e6 - info["first_us"] < 6 * 3.6e9
@@ -75,9 +76,9 @@ def test_one_merchants_refused_rows_fail_the_quarantine_checks(tmp_path, traffic
     merchant = str(info["segment"]).split("=")[1]
     result = _gate(_replay(tmp_path, broken, "refused"))
     failed = {c["name"]: c for c in result["checks"] if not c["passed"]}
-    assert f"feed quarantine @ merchant_id={merchant}" in failed
-    assert "-> 0.0%" not in failed[f"feed quarantine @ merchant_id={merchant}"]["observed"]
-    assert f"feed currency @ merchant_id={merchant}" in failed
+    refused = failed[f"feed quarantine @ merchant_id={merchant} (quarantine_rate)"]
+    assert refused["observed"].startswith("quarantine_rate: 0.0% -> ")
+    assert f"feed currency @ merchant_id={merchant} (new_value)" in failed
     clean = _gate(_replay(tmp_path, traffic, "clean"))
     assert [c["name"] for c in clean["checks"] if c["name"].startswith("feed")] == ["feed health"]
     assert all(c["passed"] for c in clean["checks"] if c["name"].startswith(("feed", "rate q")))

@@ -68,7 +68,7 @@ def test_units_switch_fails_the_canary_gate_naming_the_merchant(reports):
     assert "fee_change or candidate_error over 1," in failed[0]["message"]
     assert all(c["name"].startswith(("segment ", "feed ")) for c in failed)
     feed = [c for c in failed if c["name"].startswith("feed ")]
-    assert feed[0]["name"] == f"feed amount_minor @ merchant_id={BROKEN}"
+    assert feed[0]["name"] == f"feed amount_minor @ merchant_id={BROKEN} (amount_shift)"
     assert f"first seen {SWITCH:%Y-%m-%dT%H}" in feed[0]["observed"]
     # The CLI's one-line diagnostic (stderr in a real shell) names the segment too.
     assert f"merchant_id={BROKEN}" in message

@@ -41,12 +41,13 @@ def test_a_finding_fails_naming_field_segment_and_first_seen_everywhere():
     result = evaluate(report_with(finding()), policy, phase="canary-1")
     failed = result.failures
     assert len(failed) == 1 and not result.passed
-    assert failed[0].name == "feed amount_minor @ merchant_id=M00042"
+    assert failed[0].name == "feed amount_minor @ merchant_id=M00042 (amount_shift)"
     assert "first seen 2026-09-25T13:02:11Z" in failed[0].observed
     xml, md = junit_xml(result), markdown(result)
-    assert 'name="feed amount_minor @ merchant_id=M00042"' in xml
+    assert 'name="feed amount_minor @ merchant_id=M00042 (amount_shift)"' in xml
     assert "first seen 2026-09-25T13:02:11Z" in xml
-    assert "| feed amount_minor @ merchant_id=M00042 |" in md and "2026-09-25T13:02:11Z" in md
+    assert "| feed amount_minor @ merchant_id=M00042 (amount_shift) |" in md
+    assert "2026-09-25T13:02:11Z" in md
 
 
 def test_bursts_weak_findings_and_unjudged_groups_pass():
@@ -63,8 +64,9 @@ def test_failures_list_the_segment_that_explains_the_change_first():
     policy = parse_policy({"feed_checks": "all"}, "t")
     country = finding(dimension="merchant_country", segment="FR", rows_replay=6_000, q=1e-50)
     result = evaluate(report_with(country, finding()), policy)
-    assert [c.name for c in result.failures] == ["feed amount_minor @ merchant_id=M00042",
-                                                 "feed amount_minor @ merchant_country=FR"]
+    assert [c.name for c in result.failures] == [
+        "feed amount_minor @ merchant_id=M00042 (amount_shift)",
+        "feed amount_minor @ merchant_country=FR (amount_shift)"]
 
 
 def test_quarantine_rate_is_judged_on_its_upper_bound():
