@@ -13,6 +13,7 @@ The batch path and the online path keep separate state; use one or the other on 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any, Final
@@ -68,8 +69,10 @@ class DefaultStack:
         self.contrib_method = card.get("reasons", {}).get("method", METHOD_DEFAULT)
         self.state = FeatureState()
         self.online = OnlineFeatures()
-        # Built on the first decide(): a replay never pays for the self-check.
+        # Built on the first decide(): a replay never pays for the self-check. The row buffer
+        # and the online state are shared, so concurrent decide() calls take turns.
         self._prepared: PreparedRow | None = None
+        self._online_lock = threading.Lock()
         # Labels reach the online state only when decide() is first used: a replay that only
         # calls decide_batch never pays for a per-label Python loop.
         self._online_labels: list[tuple[pa.Array, pa.Array, pa.Array]] = []
@@ -146,9 +149,13 @@ class DefaultStack:
         """One online decision from the online state; the same result as decide_batch.
 
         Scalar twins of the batch steps (same arithmetic, checked row by row in the tests):
-        a batch of one through Arrow would cost more than the 0.5 ms budget. The score comes from a
-        prepared row (``cutover.stack.scoring``), with no per-call frame or matrix.
+        a batch of one through Arrow would cost more than the 0.5 ms budget. The score comes
+        from a prepared row (``cutover.stack.scoring``), with no per-call frame or matrix.
         """
+        with self._online_lock:
+            return self._decide_one(txn)
+
+    def _decide_one(self, txn: dict[str, Any]) -> dict[str, Any]:
         self._flush_online()
         start = time.perf_counter_ns()
         row = {c: txn.get(c) for c in INPUT_COLUMNS}
