@@ -26,6 +26,8 @@ from typing import Final, TypeVar
 from cutover.adapters.deadline import SYSTEM_CLOCK, Clock, Deadline
 from cutover.errors import LegacyFault, LegacyUnavailable
 
+#: Total time of one call to the legacy core, retries included (connect + headers + body).
+CALL_DEADLINE_S: Final = 10.0
 RETRY_ATTEMPTS_MAX: Final = 3
 RETRY_WAIT_BASE_S: Final = 0.05
 RETRY_WAIT_MAX_S: Final = 1.0

@@ -59,6 +59,7 @@ class ErrorTally:
         return self.errors > self.errors_max
 
     def lines(self) -> list[str]:
-        """One line per kind of failure, most frequent first: count, reason, first message."""
-        return [f"{count} x {reason}: {self.first_detail[reason]}" for reason, count in
-                sorted(self.by_reason.items(), key=lambda item: (-item[1], item[0]))]
+        """One line per kind of failure in the order first seen (the cause before its echoes,
+        such as ``breaker_open``): count, reason, first message verbatim."""
+        return [f"{count} x {reason}: {self.first_detail[reason]}"
+                for reason, count in self.by_reason.items()]

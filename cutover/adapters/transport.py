@@ -54,6 +54,7 @@ from cutover.adapters.guards import (
     BREAKER_ERROR_RATE_MAX,
     BREAKER_FAILURES_MAX,
     BREAKER_WINDOW_CALLS,
+    CALL_DEADLINE_S,
     RETRY_ATTEMPTS_MAX,
     RETRY_WAIT_BASE_S,
     RETRY_WAIT_MAX_S,
@@ -74,8 +75,6 @@ __all__ = [
     "backoff_wait_s", "call_with_retries", "fetch",
 ]
 
-#: Total time of one call to the legacy core, retries included (connect + headers + body).
-CALL_DEADLINE_S: Final = 10.0
 #: Longest a connection attempt may take, inside the call's deadline.
 CONNECT_TIMEOUT_S: Final = CONNECT_S_DEFAULT
 #: Longest silence between two bytes of a reply, inside the call's deadline.
