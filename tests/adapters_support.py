@@ -2,7 +2,8 @@
 
 The server runs on 127.0.0.1 in a thread; the URL path picks the behaviour (``/ok``, ``/slow``,
 ``/http500``, ``/http503``, ``/fault``, ``/truncated``, ``/short``, ``/wrongns``, ``/extra``,
-``/notsoap``, ``/xxe``, ``/laughs``, ``/huge``, ``/drip_headers``, ``/drip_body``), so one
+``/notsoap``, ``/xxe``, ``/laughs``, ``/huge``, ``/chunked``, ``/drip_headers``, ``/drip_body``,
+``/nothttp``, ``/gzip``), so one
 server serves every failure case. ``closed_port()`` gives a port nobody listens on. Card numbers
 are made in memory. ``FakeClock`` drives the throttle, breaker and retries without sleeping.
 """
@@ -165,6 +166,24 @@ def _handler(state: FaultServer) -> type[BaseHTTPRequestHandler]:
             with contextlib.suppress(OSError):
                 self.wfile.write(data[: len(data) // 2])
 
+        def _raw(self, data: bytes) -> None:
+            # Bytes exactly as given, then hang up: for replies that are not proper HTTP.
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.wfile.write(data)
+
+        def _chunked_forever(self) -> None:
+            # A chunked body with no end in sight (bounded here by HUGE_BYTES).
+            self.close_connection = True
+            chunk = b"<a>" + b"x" * 65_536 + b"</a>"
+            head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n")
+            framed = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+            with contextlib.suppress(OSError):
+                self.wfile.write(head)
+                for _ in range(HUGE_BYTES // len(chunk)):
+                    self.wfile.write(framed)
+
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             text = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
             path = self.path.strip("/")
@@ -179,6 +198,13 @@ def _handler(state: FaultServer) -> type[BaseHTTPRequestHandler]:
                 return self._drip_reply(path, ok_body(ref, value))
             if path == "short":
                 return self._short(ok_body(ref, value))
+            if path == "chunked":
+                return self._chunked_forever()
+            if path == "nothttp":
+                return self._raw(b"220 legacy-core ESMTP ready\r\n")
+            if path == "gzip":
+                return self._raw(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+                                 b"Content-Length: 4\r\n\r\nxxxx")
             replies = {"http500": (500, "<html>oops</html>"), "http503": (503, "busy"),
                        "fault": (500, FAULT), "truncated": (200, ok_body(ref, value)[:180]),
                        "wrongns": (200, ok_body(ref, value, "urn:someone:else")),

@@ -35,7 +35,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import requests
 from requests.structures import CaseInsensitiveDict
@@ -131,7 +131,7 @@ class CappedTransport(Transport):
 
     def __init__(self, *, deadline_s: float = CALL_DEADLINE_S,
                  response_bytes_max: int = RESPONSE_BYTES_MAX, exchange: Exchange | None = None,
-                 clock: Clock = SYSTEM_CLOCK, **_ignored: Any) -> None:
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__(timeout=deadline_s, operation_timeout=deadline_s)
         self.deadline_s = deadline_s
         self.response_bytes_max = response_bytes_max

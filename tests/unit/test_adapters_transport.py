@@ -230,3 +230,15 @@ def test_open_legacy_refuses_unknown_mode_and_missing_cassette():
         open_legacy("psychic")
     with pytest.raises(ConfigError, match="--cassette"):
         open_legacy("cassette", mapping=OTHER_MAPPING)
+
+
+def test_replay_passes_deadline_and_size_cap_to_the_adapter():
+    """--legacy-opt deadline_s=2.5 response_bytes_max=4096 arrive typed; SoapOptions refuses NaN."""
+    from cutover.adapters.soap import SoapOptions
+    from cutover.replay.legacy_side import coerce_legacy_options
+
+    opts = coerce_legacy_options({"deadline_s": "2.5", "response_bytes_max": "4096"})
+    assert opts == {"deadline_s": 2.5, "response_bytes_max": 4096}
+    assert SoapOptions(**opts).deadline_s == 2.5
+    with pytest.raises(ConfigError, match="deadline_s=nan"):
+        SoapOptions(deadline_s=float("nan"))
