@@ -13,7 +13,6 @@ peak_growth_mb}], "record": {...}} where ``record`` is a recording against the 2
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -36,14 +35,23 @@ KINDS = {"timeout": "slow", "refused": None, "http_5xx": "http500", "soap_fault"
 IDLE_S = 1.0
 
 
+def _status_mb(field: str) -> float:
+    """A memory line of /proc/self/status (Linux), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise LookupError(field)
+
+
 def _rss_mb() -> float:
-    """Current resident set size (Linux /proc)."""
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * resource.getpagesize() / 2**20
+    """Current resident set size."""
+    return _status_mb("VmRSS")
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not getrusage's ru_maxrss: the kernel carries ru_maxrss across fork and exec, so a
+    # child of a large pytest process would report the parent's peak as its own.
+    return _status_mb("VmHWM")
 
 
 def _options(address: str, deadline_s: float) -> SoapOptions:
