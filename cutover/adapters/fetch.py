@@ -20,6 +20,7 @@ Raises ``CallFailed`` with one of these reasons (never a foreign exception):
     truncated            the peer closed the connection before the declared end of the body
     connection_reset     the connection broke while talking
     bad_http             the reply is not HTTP/1.x (status line, header limits, encoding)
+    tls_error            the TLS handshake or certificate check failed (https)
 """
 
 from __future__ import annotations
@@ -290,8 +291,10 @@ def fetch(url: str, body: bytes | None, deadline: Deadline, *, bytes_max: int,
         raise CallFailed("connection_reset", f"{url}: {exc}") from exc
     except (http.client.HTTPException, ValueError) as exc:
         raise CallFailed("bad_http", f"{url}: {type(exc).__name__}: {exc}") from exc
+    except ssl.SSLError as exc:
+        raise CallFailed("tls_error", f"{url}: {exc}") from exc
     except OSError as exc:
-        # Unreachable host or network, failed name lookup, TLS failure: nobody answered.
+        # Unreachable host or network, failed name lookup: nobody answered.
         raise CallFailed("connection_refused", f"{url}: {exc}") from exc
     finally:
         # http.client drops ``sock`` itself when the reply said the connection closes.

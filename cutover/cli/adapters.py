@@ -94,6 +94,8 @@ def record(
     from cutover.adapters.tally import ErrorTally
 
     key = _token_key()
+    if out.is_dir():
+        raise InputError(f"--out {out}: is a directory; give the cassette file to write")
     if requests_file is not None:
         txns = _read_requests(requests_file)
     elif demo_sample and store is not None:

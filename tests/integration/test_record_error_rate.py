@@ -76,3 +76,18 @@ def test_errors_under_the_limit_still_write_the_cassette(tmp_path, fault_server)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["failed_calls"] == {}
     assert out.exists() and "failed calls" not in result.stderr
+
+
+def test_out_as_a_directory_is_refused_before_any_call(tmp_path, fault_server):
+    """--out naming a directory is unusable input (exit 2), and the core is never called."""
+    from cutover.errors import InputError
+    before = fault_server.calls.get("ok", 0)
+    requests_file = tmp_path / "r.jsonl"
+    requests_file.write_text(json.dumps(sample_txn(1), default=str) + "\n")
+    result = runner.invoke(app, ["record", "--mapping", str(OTHER_MAPPING), "--address",
+                                 f"{fault_server.base}/ok", "--requests", str(requests_file),
+                                 "--out", str(tmp_path)],
+                           env={"CUTOVER_TOKEN_KEY": "test-key-not-secret"})
+    assert isinstance(result.exception, InputError) and exit_code_for(result.exception) == 2
+    assert "is a directory" in str(result.exception)
+    assert fault_server.calls.get("ok", 0) == before
