@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cutover.adapters.files.controls import BATCH_COLUMN, ControlCheck
-from cutover.adapters.files.findings import Finding
+from cutover.adapters.files.findings import Finding, record_type_code
 from cutover.adapters.files.layout import Layout
 from cutover.errors import LayoutError
 
@@ -130,11 +130,11 @@ class NachaChecker:
             where = np.searchsorted(structural, body) - 1
             inside = np.where(where >= 0, in_batch[np.maximum(where, 0)], in_batch_before)
             late = np.where(where >= 0, after_control[np.maximum(where, 0)], after_control_before)
-            self._flag(body[~inside & ~late], numbers, codes, "outside",
+            self._flag(body[~inside & ~late], numbers, lines, "outside",
                        "entry or addenda record outside a batch (no batch header before it)")
-            self._flag(body[late], numbers, codes, "after_control",
+            self._flag(body[late], numbers, lines, "after_control",
                        "record after the file control record")
-        self._addenda_order(codes, indicator, numbers)
+        self._addenda_order(codes, indicator, numbers, lines)
 
     def _walk(self, structural: np.ndarray, codes: np.ndarray, filler: np.ndarray,
               numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,13 +187,13 @@ class NachaChecker:
             state.batch_line = None
         state.control_line = line
 
-    def _addenda_order(self, codes: np.ndarray, indicator: np.ndarray,
-                       numbers: np.ndarray) -> None:
+    def _addenda_order(self, codes: np.ndarray, indicator: np.ndarray, numbers: np.ndarray,
+                       lines: pa.Array) -> None:
         """Addenda follow an entry (or addenda); an entry's indicator says whether they do."""
         state = self._state
         prev = np.concatenate(([state.prev_code], codes[:-1]))
         stray = np.flatnonzero((codes == _SEVEN) & ~np.isin(prev, (_SIX, _SEVEN)))
-        self._flag(stray, numbers, codes, "stray_addenda",
+        self._flag(stray, numbers, lines, "stray_addenda",
                    "addenda record without an entry detail record before it")
         wants = (codes == _SIX) & (indicator == ord("1"))
         refuses = (codes == _SIX) & (indicator == ord("0"))
@@ -367,10 +367,11 @@ class NachaChecker:
                       " multiple of the blocking factor 10 (no block filler)", None, None,
                       "warning")
 
-    def _flag(self, rows: np.ndarray, numbers: np.ndarray, codes: np.ndarray, kind: str,
+    def _flag(self, rows: np.ndarray, numbers: np.ndarray, lines: pa.Array, kind: str,
               message: str) -> None:
         for i in rows:
-            self._add("structure", int(numbers[i]), chr(int(codes[i])), kind, message)
+            self._add("structure", int(numbers[i]), record_type_code(lines[int(i)].as_py()),
+                      kind, message)
 
     def _add(self, level: str, line: int | None, code: str | None, kind: str, message: str,
              field_name: str | None = None, positions: str | None = None,
