@@ -59,7 +59,7 @@ def test_inspect_rejects_exit_1(tmp_path):
     rejects = tmp_path / "rejects.jsonl"
     result = _run("files", "inspect", str(bad), "-l", "nacha", "--rejects", str(rejects))
     assert result.returncode == 1
-    assert "rejected line 3 (entry, field amount)" in result.stderr
+    assert "rejected line 3 (record type 6, entry, field amount, positions 30-39)" in result.stderr
     assert json.loads(rejects.read_text())["line"] == 3
 
 
@@ -107,4 +107,4 @@ def test_inspect_delimited_file_exits_0_then_1_on_a_bad_column(tmp_path):
     bad.write_text(good.read_text().replace("|1050|USD", "|10.50|USD"))
     proc = _run("files", "inspect", str(bad), "-l", "legacy_settlement")
     assert proc.returncode == 1
-    assert "rejected line 2 (detail, field amount_minor)" in proc.stderr
+    assert "rejected line 2 (record type D, detail, field amount_minor)" in proc.stderr
