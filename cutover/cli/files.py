@@ -16,7 +16,7 @@ from rich.console import Console
 files_app = typer.Typer(help="Read batch files (NACHA, legacy end-of-day logs) through layouts.",
                         no_args_is_help=True)
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 #: Records printed per record type unless --limit says otherwise (a table, not a dump).
 INSPECT_LIMIT_DEFAULT = 20
