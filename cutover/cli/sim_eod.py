@@ -29,9 +29,13 @@ def eod(
                                      help="UTC day YYYY-MM-DD the balances open on (period"
                                           " books, to match a shadow ledger of a replay window)."
                                           " Default: the store's first day."),
+    statements: bool = typer.Option(True, "--statements/--no-statements",
+                                    help="Also write the books as a bank would: a camt.053"
+                                         " statement and an MT940 file (one statement per"
+                                         " account, one entry per transaction)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
 ) -> None:
-    """Write the legacy core's end-of-day authorisation log and balance file from a store."""
+    """Write the legacy core's end-of-day authorisation log, balance file and statements."""
     from cutover.errors import InputError
     from cutover.sim.eod import export_eod
 
@@ -48,6 +52,13 @@ def eod(
             "balances": str(summary.balances_path), "transactions": summary.transactions,
             "amount_total_minor": summary.amount_total_minor, "accounts": summary.accounts,
             "balance_total_minor": summary.balance_total_minor}
+    if statements:
+        from cutover.sim.eod_statements import export_statements
+
+        with err.status("writing camt.053 and MT940 statements"):
+            books = export_statements(store, out, summary.as_of, since=opened)
+        data.update({"camt053": str(books.camt053_path), "mt940": str(books.mt940_path),
+                     "statement_entries": books.entries})
     if as_json:
         typer.echo(json.dumps(data))
         return
