@@ -99,7 +99,7 @@ def iter_elements(path: str | Path, tags: tuple[str, ...],
     """Stream the elements named ``tags`` (Clark names) of a file, clearing each after use.
 
     Memory stays flat in the file size: an element is yielded when it ends, and once the
-    caller is done with it, it and the siblings before it are dropped from the tree. DTDs and
+    caller is done with it, it is cleared and the streamed siblings before it are dropped. DTDs and
     entities are refused as in ``parse_xml``; malformed XML raises ``etree.XMLSyntaxError``.
     """
     path = Path(path)
@@ -110,12 +110,16 @@ def iter_elements(path: str | Path, tags: tuple[str, ...],
     context = etree.iterparse(str(path), events=("end",), tag=tags, resolve_entities=False,
                               no_network=True, load_dtd=False, huge_tree=False,
                               remove_comments=True, remove_pis=True)
+    wanted = set(tags)
     for _, element in context:
         yield element
         element.clear(keep_tail=False)
+        # Drop the streamed siblings already handled; headers between them stay readable.
         parent = element.getparent()
-        while parent is not None and element.getprevious() is not None:
-            del parent[0]
+        previous = element.getprevious()
+        while parent is not None and previous is not None and previous.tag in wanted:
+            parent.remove(previous)
+            previous = element.getprevious()
 
 
 def iter_start(path: str | Path) -> Iterator[etree._Element]:
