@@ -95,12 +95,15 @@ def _check_prolog(path: Path) -> None:
 
 
 def iter_elements(path: str | Path, tags: tuple[str, ...],
-                  bytes_max: int = XML_FILE_BYTES_MAX) -> Iterator[etree._Element]:
+                  bytes_max: int = XML_FILE_BYTES_MAX,
+                  schema: etree.XMLSchema | None = None) -> Iterator[etree._Element]:
     """Stream the elements named ``tags`` (Clark names) of a file, clearing each after use.
 
     Memory stays flat in the file size: an element is yielded when it ends, and once the
     caller is done with it, it is cleared and the streamed siblings before it are dropped. DTDs and
     entities are refused as in ``parse_xml``; malformed XML raises ``etree.XMLSyntaxError``.
+    With ``schema`` the document is validated while it streams (libxml2), and the first
+    violation raises ``etree.XMLSyntaxError`` naming its line.
     """
     path = Path(path)
     size = path.stat().st_size
@@ -109,7 +112,7 @@ def iter_elements(path: str | Path, tags: tuple[str, ...],
     _check_prolog(path)
     context = etree.iterparse(str(path), events=("end",), tag=tags, resolve_entities=False,
                               no_network=True, load_dtd=False, huge_tree=False,
-                              remove_comments=True, remove_pis=True)
+                              remove_comments=True, remove_pis=True, schema=schema)
     wanted = set(tags)
     for _, element in context:
         yield element

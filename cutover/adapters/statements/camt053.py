@@ -1,6 +1,6 @@
 """Read a camt.053 bank-to-customer statement: balances and entries, streamed.
 
-The statement is validated against the official XSD first (streaming), then read again with
+The statement is validated against the official XSD while it is read, in one pass through
 ``cutover.xmlsafe.iter_elements``: each account, balance and entry is taken as its element ends
 and then dropped, so memory stays flat in the number of entries. Entries come out as Arrow
 batches of ``model.ENTRY``; balances and declared totals go into ``AccountStatement`` objects
@@ -25,7 +25,7 @@ from cutover.adapters.statements.model import (
     amount_minor,
     check_statement,
 )
-from cutover.adapters.statements.xsd import validate
+from cutover.adapters.statements.xsd import schema_for, schema_problem
 from cutover.errors import InputError
 from cutover.xmlsafe import iter_elements
 
@@ -70,15 +70,12 @@ class Camt053Reader:
 
     def entries(self, batch_rows: int = BATCH_ROWS_DEFAULT) -> Iterator[pa.RecordBatch]:
         """Yield entry batches in file order; statements and problems are complete at the end."""
-        if self.validate_schema:
-            self.read.problems.extend(validate(self.path, MESSAGE))
-            if self.read.problems:
-                return
+        schema = schema_for(MESSAGE) if self.validate_schema else None
         rows: dict[str, list] = {name: [] for name in ENTRY.names}
         current: AccountStatement | None = None
         tags = tuple(NS + t for t in ("Acct", "Bal", "TxsSummry", "Ntry", "Stmt"))
         try:
-            for element in iter_elements(self.path, tags):
+            for element in iter_elements(self.path, tags, schema=schema):
                 tag = etree.QName(element).localname
                 if tag == "Acct":
                     current = self._open(element)
@@ -96,7 +93,9 @@ class Camt053Reader:
                     self.read.problems.extend(check_statement(current))
                     current = None
         except etree.XMLSyntaxError as exc:
-            raise InputError(f"{self.path}: not well-formed XML: {exc}") from exc
+            # Entries before the error were yielded; the problem makes the read fail.
+            self.read.problems = [schema_problem(exc, MESSAGE, self.path)]
+            return
         if rows["amount_minor"]:
             yield self._batch(rows)
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 from lxml import etree
 
 from cutover.adapters.statements.model import StatementProblem
-from cutover.adapters.statements.xsd import ISO_NS_PREFIX, message_id, validate
+from cutover.adapters.statements.xsd import ISO_NS_PREFIX, message_id, schema_for, schema_problem
 from cutover.domain import MoneyError, to_minor
 from cutover.errors import ControlTotalMismatch, InputError
 from cutover.xmlsafe import iter_elements
@@ -106,17 +106,14 @@ def read_payments(path: str | Path, validate_schema: bool = True) -> PaymentsRea
     out = PaymentsRead(message, {name: [] for name in (
         "txn_id", "ts", "merchant_id", "customer_id", "card_country", "amount_minor",
         "currency", "merchant_country", "legacy_code")})
-    if validate_schema:
-        out.problems.extend(validate(path, message))
-        if out.problems:
-            return out
+    schema = schema_for(message) if validate_schema else None
     group: _Totals | None = None
     block: _Totals | None = None
     blocks: list[_Totals] = []
     created: dt.datetime | None = None
     tags = tuple(ns + t for t in ("GrpHdr", "PmtInf", spec["tx"]))
     try:
-        for element in iter_elements(path, tags):
+        for element in iter_elements(path, tags, schema=schema):
             tag = etree.QName(element).localname
             if tag == "GrpHdr":
                 group = _Totals("GrpHdr", element.sourceline, _text(element, "NbOfTxs", ns),
@@ -136,7 +133,8 @@ def read_payments(path: str | Path, validate_schema: bool = True) -> PaymentsRea
                 if len(out.lines) > TRANSFERS_MAX:
                     raise InputError(f"{path}: more than {TRANSFERS_MAX} transfers")
     except etree.XMLSyntaxError as exc:
-        raise InputError(f"{path}: not well-formed XML: {exc}") from exc
+        out.problems = [schema_problem(exc, message, path)]
+        return out
     for totals in ([group] if group else []) + blocks:
         out.problems.extend(totals.problems())
     return out
