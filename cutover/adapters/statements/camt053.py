@@ -60,6 +60,32 @@ def _signed(element: etree._Element, where: str) -> tuple[int, str]:
     return (value if indicator == "CRDT" else -value), str(currency)
 
 
+_ENTRY_TAGS: Final = {NS + t: t for t in ("Amt", "CdtDbtInd", "Sts", "BookgDt", "NtryRef",
+                                             "AcctSvcrRef", "AddtlNtryInf", "NtryDtls")}
+
+
+def _entry_fields(ntry: etree._Element) -> dict[str, str | None]:
+    """The direct children of an Ntry that a row needs, in one walk (pure)."""
+    got: dict[str, str | None] = dict.fromkeys(("Amt", "Ccy", "CdtDbtInd", "Sts", "BookgDt",
+                                                "NtryRef", "AcctSvcrRef", "AddtlNtryInf",
+                                                "NtryDtls"))
+    for child in ntry:
+        name = _ENTRY_TAGS.get(child.tag)
+        if name is None:
+            continue
+        if name == "NtryDtls":
+            got[name] = "yes"
+            continue
+        if name == "BookgDt":
+            first = child[0] if len(child) else None
+            got[name] = None if first is None or first.text is None else first.text.strip()
+            continue
+        got[name] = None if child.text is None else child.text.strip()
+        if name == "Amt":
+            got["Ccy"] = child.get("Ccy")
+    return got
+
+
 class Camt053Reader:
     """Stream a camt.053 file's entries; ``read`` holds statements and problems afterwards."""
 
@@ -132,20 +158,28 @@ class Camt053Reader:
             st.declared_net_minor = -value if _text(total, "CdtDbtInd") == "DBIT" else value
 
     def _entry(self, st: AccountStatement, ntry: etree._Element, rows: dict[str, list]) -> None:
-        value, currency = _signed(ntry, "Ntry")
+        """One Ntry as a row; its children are walked once (the hot path of a big statement)."""
+        got = _entry_fields(ntry)
+        if got["CdtDbtInd"] not in ("CRDT", "DBIT"):
+            raise InputError(f"line {ntry.sourceline}: Ntry/CdtDbtInd: {got['CdtDbtInd']!r} is"
+                             " not CRDT or DBIT")
+        currency = got["Ccy"] or ""
+        value = amount_minor(got["Amt"], currency, ntry.sourceline, "Ntry/Amt")
+        value = value if got["CdtDbtInd"] == "CRDT" else -value
         st.currency = st.currency or currency
         if currency != st.currency:
             self.read.problems.append(StatementProblem(ntry.sourceline, "Ntry/Amt/@Ccy",
                                                        f"{currency} in a {st.currency} account"))
-        booked = _text(ntry, "Sts") == BOOKED_STATUS
+        booked = got["Sts"] == BOOKED_STATUS
         st.entries += 1
         st.booked_minor += value if booked else 0
         self.read.entries += 1
-        day = _text(ntry, "BookgDt/Dt") or (_text(ntry, "BookgDt/DtTm") or "")[:10]
-        reference = (_text(ntry, "AcctSvcrRef") or _text(ntry, "NtryRef")
-                     or _text(ntry, "NtryDtls/TxDtls/Refs/EndToEndId"))
-        description = (_text(ntry, "AddtlNtryInf")
-                       or _text(ntry, "NtryDtls/TxDtls/RmtInf/Ustrd"))
+        day = (got["BookgDt"] or "")[:10]
+        reference = got["AcctSvcrRef"] or got["NtryRef"]
+        description = got["AddtlNtryInf"]
+        if got["NtryDtls"] and (reference is None or description is None):
+            reference = reference or _text(ntry, "NtryDtls/TxDtls/Refs/EndToEndId")
+            description = description or _text(ntry, "NtryDtls/TxDtls/RmtInf/Ustrd")
         for name, item in (("statement", st.ordinal), ("account", st.account),
                            ("currency", currency), ("amount_minor", value), ("booked", booked),
                            ("booking_date", dt.date.fromisoformat(day) if day else None),
