@@ -150,3 +150,13 @@ def test_check_digit_mismatch_is_semantic(tmp_path):
     lines[2] = lines[2][:11] + "5" + lines[2][12:]
     [finding] = _errors(_read(nacha_file(tmp_path / "x.ach", lines)), "semantic")
     assert (finding.line, finding.field, finding.positions) == (3, "check_digit", "12-12")
+
+
+def test_empty_lines_are_skipped_with_a_warning(tmp_path):
+    """Blank lines between records and at the end are not records: warnings, no reject."""
+    lines = small_ppd_lines(1)
+    path = tmp_path / "blank.ach"
+    path.write_text("\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:]) + "\n\n\n")
+    report = _read(path)
+    assert report.rejected == 0 and all(c.ok for c in report.checks)
+    assert report.read == len(lines) and report.warnings == 3

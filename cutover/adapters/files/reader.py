@@ -164,6 +164,9 @@ class FileReader:
 
     def _process(self, raws: pa.Array, first_line: int) -> Iterator[tuple[str, pa.Table]]:
         numbers = np.arange(first_line, first_line + len(raws), dtype=np.int64)
+        raws, numbers = self._drop_blank(raws, numbers)
+        if not len(raws):
+            return
         self.report.read += len(raws)
         lines, skip = self._fixed_form(self._lenient(raws, numbers), numbers)
         if self._checker is not None:
@@ -199,6 +202,19 @@ class FileReader:
                     self.report.by_type[record.name] = \
                         self.report.by_type.get(record.name, 0) + table.num_rows
                     yield record.name, table.drop_columns([BATCH_COLUMN])
+
+    def _drop_blank(self, raws: pa.Array, numbers: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+        """Empty lines (a trailing newline too many) are not records: skipped with a warning."""
+        if self.layout.delimited or not self.layout.pad_short_lines:
+            return raws, numbers
+        blank = pc.less_equal(pc.binary_length(raws), 1).to_numpy(zero_copy_only=False)
+        if blank.any():
+            blank &= np.isin(np.asarray(raws.to_pylist(), dtype=object), [b"", b"\r"])
+        if not blank.any():
+            return raws, numbers
+        for i in np.flatnonzero(blank):
+            self._warn(int(numbers[i]), b"", "empty line skipped")
+        return raws.filter(pa.array(~blank)), numbers[~blank]
 
     def _lenient(self, raws: pa.Array, numbers: np.ndarray) -> pa.Array:
         """Drop a CR before the LF and pad short lines, as the layout allows (with a warning).
