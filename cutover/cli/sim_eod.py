@@ -13,8 +13,39 @@ err = Console(stderr=True)
 
 
 def add(sim_app: typer.Typer) -> None:
-    """Add `eod` to the `cutover sim` group."""
+    """Add `eod` and `switch-log` to the `cutover sim` group."""
     sim_app.command("eod")(eod)
+    sim_app.command("switch-log")(switch_log)
+
+
+#: Transactions a simulated switch log holds unless --limit says otherwise.
+SWITCH_LOG_LIMIT_DEFAULT = 10_000
+
+
+def switch_log(
+    store: Path = typer.Argument(..., help="Traffic store directory (day=YYYY-MM-DD partitions)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The ISO 8583 log to write."),
+    switch: str = typer.Option("ascii_switch", "--switch",
+                               help="Switch spec: ascii_switch, binary_switch or a TOML path."),
+    limit: int = typer.Option(SWITCH_LOG_LIMIT_DEFAULT, "--limit", min=1,
+                              help="Transactions to log (each a 0100 request and its 0110)."),
+) -> None:
+    """Write a card switch's ISO 8583 log (0100/0110 pairs) of the store's first transactions.
+
+    Card numbers in it are the networks' published test numbers, never real ones.
+    """
+    from itertools import islice
+
+    from cutover.adapters.iso8583 import load_switch
+    from cutover.sim.switch_log import write_switch_log
+    from cutover.store.traffic import iter_batches
+
+    columns = ["ts", "amount_minor", "mcc", "merchant_id", "merchant_country", "currency",
+               "legacy_decision"]
+    rows = (row for batch in iter_batches(store, 65_536, columns) for row in batch.to_pylist()
+            if row["amount_minor"] >= 0)
+    messages = write_switch_log(out, load_switch(switch), islice(rows, limit))
+    typer.echo(f"{out}: {messages} messages ({messages // 2} transactions)")
 
 
 def eod(

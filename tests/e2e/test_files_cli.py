@@ -108,3 +108,20 @@ def test_inspect_delimited_file_exits_0_then_1_on_a_bad_column(tmp_path):
     proc = _run("files", "inspect", str(bad), "-l", "legacy_settlement")
     assert proc.returncode == 1
     assert "rejected line 2 (record type D, detail, field amount_minor)" in proc.stderr
+
+
+def test_inspect_levels_of_a_file_with_an_unknown_return_code():
+    """return-r96.ach: --level layout exits 0; the default (all) exits 1 naming R96, its line,
+    record type code, field and positions."""
+    from tests.files_support import DATA_DIR
+
+    path = str(DATA_DIR / "nacha" / "return-r96.ach")
+    assert _run("files", "inspect", path, "-l", "nacha", "--level", "layout").returncode == 0
+    proc = _run("files", "inspect", path, "-l", "nacha")
+    assert proc.returncode == 1
+    assert ("semantic error: line 4 (record type 799, field return_reason_code, positions"
+            " 4-6): return reason code 'R96'") in proc.stderr
+    assert "layout ok, structure ok, semantic invalid" in proc.stderr
+    bad = _run("files", "inspect", path, "-l", "nacha", "--level", "fields")
+    assert bad.returncode == 2 and "allowed values are all, layout, structure, semantic" in \
+        bad.stderr
