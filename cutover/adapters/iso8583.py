@@ -23,10 +23,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from cutover.adapters.tokenize import tokenize_pan
-from cutover.config import StrictModel, config_model
+from cutover.config import StrictModel, config_model, load
 from cutover.errors import ConfigError, InputError
 
 #: Request MTI -> response MTI, and the kind of record each pair becomes.
@@ -97,12 +97,7 @@ def load_switch(name_or_path: str | Path) -> SwitchSpec:
     if not path.is_file():
         raise ConfigError(f"switch spec {text!r}: no such built-in or file (built-ins:"
                           f" {', '.join(BUILTIN_SWITCHES)})")
-    try:
-        spec = SwitchSpec.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+    spec = load(SwitchSpec, path)
     for key in ("t", "p", *spec.mapping.model_dump().values()):
         if key not in spec.fields:
             raise ConfigError(f"{path}: [fields] has no field {key!r}, which [mapping] or the"
