@@ -177,37 +177,53 @@ def decode_message(body: bytes, offset: int, switch: SwitchSpec, spec: dict[str,
 
 def read_log(path: str | Path, switch: SwitchSpec, key: bytes, year: int) -> LogRead:
     """Pair requests with responses; quarantine what cannot be read or has no partner."""
-    path, out = Path(path), LogRead()
+    out = LogRead()
+    for kind, item in iter_log(path, switch, key, year):
+        if kind == "message":
+            out.messages += 1
+        elif kind == "record":
+            out.records.append(item)
+        else:
+            out.quarantined.append(item)
+    return out
+
+
+def iter_log(path: str | Path, switch: SwitchSpec, key: bytes, year: int
+             ) -> Iterator[tuple[str, Any]]:
+    """Stream a log: ("message", None) per message read, then ("record", row) for each pair
+    and ("quarantined", row) for what cannot be read or has no partner. Memory holds only the
+    requests still waiting for their response (at most PENDING_MAX)."""
+    path = Path(path)
     spec = switch.pyiso8583()
     pending: dict[tuple[str, str, str, str], Message] = {}
     for offset, body in iter_frames(path):
-        out.messages += 1
+        yield "message", None
         try:
             msg = decode_message(body, offset, switch, spec, key)
         except InputError as exc:
-            out.quarantined.append({"offset": offset, "reason": str(exc)})
+            yield "quarantined", {"offset": offset, "reason": str(exc)}
             continue
         if msg.mti in PAIRS:
             slot = (msg.mti, *msg.key)
             if slot in pending:
-                out.quarantined.append(_orphan(pending.pop(slot), "request repeated before"
-                                                                  " its response"))
+                yield "quarantined", _orphan(pending.pop(slot), "request repeated before its"
+                                                                " response")
             pending[slot] = msg
             if len(pending) > PENDING_MAX:
                 oldest = next(iter(pending))
-                out.quarantined.append(_orphan(pending.pop(oldest), "no response within"
-                                                                    f" {PENDING_MAX} messages"))
+                yield "quarantined", _orphan(pending.pop(oldest), "no response within"
+                                                                  f" {PENDING_MAX} messages")
         elif msg.mti in RESPONSES:
             request = pending.pop((RESPONSES[msg.mti], *msg.key), None)
             if request is None:
-                out.quarantined.append(_orphan(msg, "response without its request"))
+                yield "quarantined", _orphan(msg, "response without its request")
             else:
-                out.records.append(_record(switch, request, msg, year))
+                yield "record", _record(switch, request, msg, year)
         else:
-            out.quarantined.append(_orphan(msg, f"MTI {msg.mti!r} is not one of"
-                                                f" {sorted([*PAIRS, *RESPONSES])}"))
-    out.quarantined.extend(_orphan(m, "request without a response") for m in pending.values())
-    return out
+            yield "quarantined", _orphan(msg, f"MTI {msg.mti!r} is not one of"
+                                              f" {sorted([*PAIRS, *RESPONSES])}")
+    for msg in pending.values():
+        yield "quarantined", _orphan(msg, "request without a response")
 
 
 def _orphan(msg: Message, reason: str) -> dict[str, Any]:
