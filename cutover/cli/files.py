@@ -47,6 +47,11 @@ def layouts(as_json: bool = typer.Option(False, "--json", help="Print JSON lines
 
 
 def _jsonable(value: object) -> object:
+    """Dates as ISO text; text with a card number in it (an SHR entry's card account) masked."""
+    from cutover.adapters.tokenize import mask_pans
+
+    if isinstance(value, str):
+        return mask_pans(value)
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 

@@ -125,3 +125,15 @@ def test_inspect_levels_of_a_file_with_an_unknown_return_code():
     bad = _run("files", "inspect", path, "-l", "nacha", "--level", "fields")
     assert bad.returncode == 2 and "allowed values are all, layout, structure, semantic" in \
         bad.stderr
+
+
+def test_inspect_masks_a_card_number_in_a_shr_entry(tmp_path):
+    """An SHR entry carries the card account number at 55-76: inspect prints it masked."""
+    from tests.files_support import nacha_file, small_ppd_lines
+
+    lines = small_ppd_lines(1, sec="SHR")
+    lines[2] = lines[2][:54] + "4111111111111111".ljust(22) + lines[2][76:]
+    path = nacha_file(tmp_path / "shr.ach", lines)
+    proc = _run("files", "inspect", str(path), "-l", "nacha", "--json")
+    assert "4111111111111111" not in proc.stdout + proc.stderr
+    assert proc.returncode == 0

@@ -160,3 +160,25 @@ def test_empty_lines_are_skipped_with_a_warning(tmp_path):
     report = _read(path)
     assert report.rejected == 0 and all(c.ok for c in report.checks)
     assert report.read == len(lines) and report.warnings == 3
+
+
+def test_sec_entry_views_name_the_sec_codes_own_fields():
+    """The same entry columns read as CCD, SHR and IAT fields by position, from the table."""
+    from cutover.adapters.files.nacha import entry_view
+
+    row = {"dfi_account_number": "0007         ", "individual_identification": "1225DOCREF00001",
+           "individual_name": "ACME SUPPLY CO", "discretionary_data": "01"}
+    assert entry_view("CCD", row)["receiving_company_name"] == "ACME SUPPLY CO"
+    shr = entry_view("SHR", row)
+    assert (shr["card_expiration_date"], shr["document_reference_number"]) == \
+        ("1225", "DOCREF00001")
+    assert entry_view("IAT", row)["number_of_addenda_records"] == "0007"
+
+
+def test_ctx_number_of_addenda_must_be_digits(tmp_path):
+    """A CTX entry whose positions 55-58 are not digits is a semantic error at 55-58."""
+    lines = small_ppd_lines(1, sec="CTX")
+    lines[2] = lines[2][:54] + "ABCD" + lines[2][58:]
+    [finding] = _errors(_read(nacha_file(tmp_path / "x.ach", lines)), "semantic")
+    assert (finding.line, finding.field, finding.positions) == \
+        (3, "number_of_addenda_records", "55-58")

@@ -61,6 +61,11 @@ class AchCodes:
     returns: dict[str, str]
     changes: dict[str, str]
     refused_changes: dict[str, str]
+    entry_fields: dict[str, tuple[tuple[str, int, int], ...]]
+
+    def entry_fields_of(self, sec: str | None) -> tuple[tuple[str, int, int], ...]:
+        """(name, first, last position) of the SEC code's own entry fields."""
+        return self.entry_fields.get(sec or "", self.entry_fields["DEFAULT"])
 
 
 @lru_cache(maxsize=1)
@@ -76,7 +81,9 @@ def ach_codes() -> AchCodes:
             sec_addenda={k: tuple(v) for k, v in raw["sec_codes"].items()},
             transaction=frozenset(int(k) for k in raw["transaction_codes"]),
             returns=dict(raw["return_codes"]), changes=dict(raw["change_codes"]),
-            refused_changes=dict(raw["refused_change_codes"]))
+            refused_changes=dict(raw["refused_change_codes"]),
+            entry_fields={sec: tuple((str(n), int(a), int(b)) for n, a, b in fields)
+                          for sec, fields in raw["entry_fields"].items()})
     except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError) as exc:
         raise LayoutError(f"{path}: NACHA code tables unreadable: {exc}") from exc
 
@@ -221,6 +228,7 @@ class NachaChecker:
             self._batch_headers(table)
         elif record_type == "entry":
             self._entries(table)
+            self._addenda_counts(table)
         elif record_type == "batch_control":
             self._batch_controls(table)
         elif record_type == "file_control":
@@ -282,6 +290,24 @@ class NachaChecker:
             self._add("semantic", int(lines[i]), "6", "check_digit",
                       f"check digit {given[i]!r} does not match routing"
                       f" {routing[i]:08d} (expected {expected[i]})", "check_digit", "12-12")
+
+    def _addenda_counts(self, table: pa.Table) -> None:
+        """"number_of_addenda_records" of CTX, ENR, ATX, TRX and IAT entries must be digits."""
+        sec_of = self._state.sec_by_batch
+        rows = zip(table["_line"].to_pylist(), table[BATCH_COLUMN].to_pylist(),
+                   table["dfi_account_number"].to_pylist(),
+                   table["individual_name"].to_pylist(), strict=True)
+        for line, batch, account, name in rows:
+            view = dict(zip(("dfi_account_number", "individual_name"), (account, name),
+                            strict=True))
+            for field_name, first, last in self.codes.entry_fields_of(sec_of.get(batch)):
+                if field_name != "number_of_addenda_records":
+                    continue
+                value = entry_slice(view, first, last)
+                if not value.isdigit():
+                    self._add("semantic", line, "6", "addenda_count", f"{field_name} {value!r}"
+                              f" is not a number ({sec_of.get(batch)} entry)", field_name,
+                              f"{first}-{last}")
 
     def _addenda(self, record_type: str, table: pa.Table) -> None:
         codes, addenda_type = self.codes, ADDENDA_TYPES[record_type]
@@ -381,6 +407,31 @@ class NachaChecker:
         if seen <= FINDINGS_PER_KIND_MAX:
             self._findings.append(Finding(level, line, code, field_name, positions, message,
                                           severity))
+
+
+#: Where the layout's generic entry columns sit, to cut a SEC code's own fields out of them.
+_ENTRY_COLUMNS: Final = (("dfi_account_number", 13, 17), ("individual_identification", 40, 15),
+                         ("individual_name", 55, 22), ("discretionary_data", 77, 2))
+
+
+def entry_slice(row: dict[str, str | None], first: int, last: int) -> str:
+    """Positions ``first``-``last`` of an entry, rebuilt from the layout's generic text
+    columns (positions no text column covers read as spaces)."""
+    line = [" "] * 94
+    for name, start, width in _ENTRY_COLUMNS:
+        text = (row.get(name) or "").ljust(width)[:width]
+        line[start - 1:start - 1 + width] = text
+    return "".join(line[first - 1:last])
+
+
+def entry_view(sec: str | None, row: dict[str, object]) -> dict[str, str]:
+    """An entry's SEC-specific fields by their names (CCD's receiving company name, SHR's
+    card expiration date, IAT's foreign receiver's account number, ...)."""
+    text = {k: (v if isinstance(v, str) else None) for k, v in row.items()}
+    out = {}
+    for name, first, last in ach_codes().entry_fields_of(sec):
+        out[name] = entry_slice(text, first, last).rstrip()
+    return out
 
 
 def _bytes_at(lines: pa.Array, offset: int) -> np.ndarray:
