@@ -125,11 +125,22 @@ def iter_elements(path: str | Path, tags: tuple[str, ...],
             previous = element.getprevious()
 
 
+#: Bytes fed at a time when only the first elements of a file are wanted.
+PEEK_CHUNK_BYTES: Final = 4096
+
+
 def iter_start(path: str | Path) -> Iterator[etree._Element]:
-    """The elements of a file as they open (hardened like ``iter_elements``): to peek at a root."""
+    """The elements of a file as they open (hardened like ``iter_elements``): to peek at a root.
+
+    Fed in small chunks, so peeking at the root of a 1 GiB statement reads a few KiB, not the
+    file (lxml's iterparse parses far ahead of the first event).
+    """
     path = Path(path)
     _check_prolog(path)
-    context = etree.iterparse(str(path), events=("start",), resolve_entities=False,
-                              no_network=True, load_dtd=False, huge_tree=False)
-    for _, element in context:
-        yield element
+    parser = etree.XMLPullParser(events=("start",), resolve_entities=False, no_network=True,
+                                 load_dtd=False, huge_tree=False)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(PEEK_CHUNK_BYTES):
+            parser.feed(chunk)
+            for _, element in parser.read_events():
+                yield element

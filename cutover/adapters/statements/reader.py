@@ -29,7 +29,8 @@ def sniff_format(path: Path) -> str:
     """"camt.053" for an XML file, "mt940" for text with SWIFT blocks or a :20: tag early on."""
     if not path.is_file():
         raise InputError(f"statement {path}: no such file")
-    head = path.read_bytes()[:SNIFF_BYTES].lstrip(b"\xef\xbb\xbf \r\n\t")
+    with open(path, "rb") as handle:
+        head = handle.read(SNIFF_BYTES).lstrip(b"\xef\xbb\xbf \r\n\t")
     if head.startswith(b"<"):
         return "camt.053"
     if head.startswith((b":", b"{")) or b"\n:20:" in head:
