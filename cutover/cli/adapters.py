@@ -145,8 +145,13 @@ def import_(
     mapping: Path = typer.Option(None, "--mapping", help="Column mapping TOML for CSV/JSONL"
                                  " (cutover/fixtures/mappings/partner_export.toml shows the format), or"
                                  " the SOAP mapping for cassettes."),
-    fmt: str = typer.Option("auto", "--format", help="auto | cassette | layout | csv | jsonl;"
-                            " auto goes by the file name."),
+    fmt: str = typer.Option("auto", "--format", help="auto | cassette | layout | csv | jsonl |"
+                            " iso20022 (pain.001, pacs.008) | iso8583; auto goes by the file"
+                            " name (.xml is iso20022, .iso8583 an ISO 8583 log)."),
+    switch: str = typer.Option("ascii_switch", "--switch", help="ISO 8583 switch spec: a"
+                               " built-in (ascii_switch, binary_switch) or a TOML path."),
+    year: int = typer.Option(None, "--year", help="Year of an ISO 8583 log's field 7"
+                             " (MMDDhhmmss); default the current UTC year."),
     as_json: bool = typer.Option(False, "--json", help="Print per-source counts as JSON."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
@@ -168,8 +173,10 @@ def import_(
                 raise InputError(f"{source}: no such file")
             kind = detect_format(source) if fmt == "auto" else fmt
             columns, key = _columns_and_key(mapping, kind)
+            key = _token_key() if kind == "iso8583" else key
             results.append(import_source(source, into, fmt=kind, layout=layout, columns=columns,
-                                         soap_mapping=mapping, key=key))
+                                         soap_mapping=mapping, key=key, switch=switch,
+                                         year=year))
             progress.advance(task)
     total = ImportCounts("total")
     for counts in results:
