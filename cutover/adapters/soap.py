@@ -11,6 +11,7 @@ Raises ``ConfigError`` only at construction (bad mapping, unreadable WSDL).
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -91,9 +92,14 @@ class CheckedTransport(CappedTransport):
     def __init__(self, namespace: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.namespace = namespace
+        # The last exchange of each thread, for `soap try` and calibration (issue 15 hook):
+        # a reference to bytes already held, so the simulated-core path pays nothing.
+        self.exchanges = threading.local()
 
     def post(self, address: str, message: Any, headers: dict) -> Any:
+        self.exchanges.sent, self.exchanges.received = message, None
         response = super().post(address, message, headers)
+        self.exchanges.received = response.content
         vet_reply(response.content, response.status_code, self.namespace)
         return response
 
@@ -172,11 +178,20 @@ class SoapAdapter:
         except (ZeepError, OSError, AttributeError, KeyError, ValueError) as exc:
             raise ConfigError(f"WSDL {source} / operation {self.mapping.operation!r}: {exc}"
                               ) from exc
+        from cutover.adapters.wsdl_tree import check_mapping_paths
+        check_mapping_paths(self.mapping, self.client, str(source))
+
+    def last_exchange(self) -> tuple[bytes | None, bytes | None]:
+        """(request XML, response XML) of this thread's last call; None for what was not sent
+        or not received."""
+        sent = getattr(self.transport.exchanges, "sent", None)
+        sent = sent.encode() if isinstance(sent, str) else sent
+        return sent, getattr(self.transport.exchanges, "received", None)
 
     def call_raw(self, txn: dict[str, Any]) -> dict[str, Any]:
         """One guarded call; the mapped response fields, or raise ``CallFailed``/``BreakerOpen``."""
         from zeep.exceptions import Error as ZeepError
-        from zeep.exceptions import Fault, TransportError, XMLSyntaxError
+        from zeep.exceptions import Fault, TransportError, ValidationError, XMLSyntaxError
 
         kwargs = build_request(self.mapping, txn)
         self.breaker.before_call()
@@ -195,6 +210,10 @@ class SoapAdapter:
             except XMLSyntaxError as exc:
                 self.breaker.record(False)
                 raise CallFailed("malformed_xml", str(exc)) from exc
+            except ValidationError as exc:
+                # zeep refused to build the request (a required element unmapped, a wrong
+                # type): the core never saw it; zeep's message names the element path.
+                raise CallFailed("bad_request", str(exc)) from exc
             except (ZeepError, ValueError, TypeError) as exc:
                 self.breaker.record(False)
                 raise CallFailed("unexpected_response", str(exc)) from exc
@@ -202,7 +221,7 @@ class SoapAdapter:
         try:
             return read_response(self.mapping, reply, str(txn.get("currency")))
         except (ValueError, ArithmeticError) as exc:
-            raise CallFailed("unexpected_response", f"reply field unreadable: {exc}") from exc
+            raise CallFailed("unexpected_response", str(exc)) from exc
 
     def _call_with_retry(self, txn: dict[str, Any]) -> dict[str, Any]:
         attempts = self.options.retry_attempts_max if self.mapping.idempotent else 1
@@ -221,7 +240,8 @@ class SoapAdapter:
         try:
             raw = self._call_with_retry(txn)
         except (CallFailed, BreakerOpen) as exc:
-            return error_outcome(txn.get("txn_id"), exc.reason, _ms_since(started_s))
+            return error_outcome(txn.get("txn_id"), exc.reason, _ms_since(started_s)) | {
+                "detail": str(exc)}
         except (KeyError, ValueError) as exc:
             # A transaction we cannot express in the mapping (missing field, unknown currency)
             # never reached the core: an outcome, with the reason, not a crash.
