@@ -375,7 +375,8 @@ def read_response(mapping: Mapping, reply: Any, currency: str) -> dict[str, Any]
         try:
             out[fmap.canonical] = _read_value(fmap, dig(reply, fmap.path), currency)
         except (ValueError, ArithmeticError) as exc:
-            raise ValueError(f"response element {PATH_SEP.join(fmap.path)}: {exc}") from exc
+            kind = MoneyError if isinstance(exc, MoneyError) else ValueError
+            raise kind(f"response element {PATH_SEP.join(fmap.path)}: {exc}") from exc
     if mapping.code_paths:
         parts = [dig(reply, p) for p in mapping.code_paths]
         missing = [PATH_SEP.join(p) for p, v in zip(mapping.code_paths, parts, strict=True)

@@ -67,11 +67,17 @@ def record(
                                     " send the first N transactions of --store (as tokens)."),
     store: Path = typer.Option(None, "--store", help="Traffic store for --demo-sample."),
     address: str = typer.Option(None, "--address", help="Endpoint URL overriding the WSDL's."),
+    errors_file: Path = typer.Option(None, "--errors", help="JSON lines of every failed call"
+                                     " (default: the cassette's name with .errors.jsonl)."),
+    max_error_rate: float = typer.Option(0.05, "--max-error-rate", help="Share of calls that may"
+                                         " fail before the command exits 1 (default 0.05)."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome counts as JSON."),
 ) -> None:
     """Call the legacy core for each request and record a PAN-free vcrpy cassette.
 
-    Needs CUTOVER_TOKEN_KEY (refuses to start without it). Example:
+    Needs CUTOVER_TOKEN_KEY (refuses to start without it). Prints the first error of each
+    kind word for word with counts; exits 3 when every call failed and 1 when more than
+    --max-error-rate did. Example:
     cutover record --mapping cutover/fixtures/mappings/legacy_auth.toml
     --requests cutover/fixtures/requests/sample.jsonl --out runs/c.yaml
     """
@@ -79,7 +85,9 @@ def record(
 
     from cutover.adapters.cassette import record_calls
     from cutover.adapters.soap import SoapOptions
+    from cutover.store.errorlog import check_rate_option
 
+    check_rate_option(max_error_rate)
     key = _token_key()
     if requests_file is not None:
         txns = _read_requests(requests_file)
@@ -95,12 +103,32 @@ def record(
     by_decision: dict[str, int] = {}
     for outcome in outcomes:
         by_decision[outcome["legacy_decision"]] = by_decision.get(outcome["legacy_decision"], 0) + 1
+    log = outcome_errors(outcomes, errors_file or out.with_suffix(".errors.jsonl"))
     if as_json:
         typer.echo(json.dumps({"cassette": str(out), "calls": len(outcomes),
-                               "by_decision": by_decision}))
+                               "by_decision": by_decision,
+                               "errors": log.as_dict(len(outcomes))}))
     else:
         typer.echo(f"recorded {len(outcomes)} calls to {out} · " +
                    " · ".join(f"{k} {v}" for k, v in sorted(by_decision.items())))
+    for line in log.summary(len(outcomes)):
+        err.print(line, highlight=False, markup=False)
+    log.check(len(outcomes), max_error_rate)
+
+
+def outcome_errors(outcomes: list[dict[str, Any]], path: Path) -> Any:
+    """An ErrorLog of the failed outcomes (kind: legacy_reason; message: the cause verbatim)."""
+    from cutover.adapters.tokenize import mask_pans
+    from cutover.store.errorlog import ErrorLog
+
+    log = ErrorLog(path, scrub=mask_pans)
+    for outcome in outcomes:
+        if outcome.get("legacy_decision") == "error" and not outcome.get("legacy_code"):
+            log.add(str(outcome.get("legacy_reason")),
+                    str(outcome.get("detail") or outcome.get("legacy_reason")),
+                    txn_id=outcome.get("txn_id"))
+    log.close()
+    return log
 
 
 def import_(
@@ -114,6 +142,10 @@ def import_(
                                  " the SOAP mapping for cassettes."),
     fmt: str = typer.Option("auto", "--format", help="auto | cassette | layout | csv | jsonl;"
                             " auto goes by the file name."),
+    max_quarantine_rate: float = typer.Option(0.5, "--max-quarantine-rate", help="Share of"
+                                              " records that may be quarantined before the"
+                                              " command exits 1 (default 0.5: a wrong mapping"
+                                              " quarantines nearly every row)."),
     as_json: bool = typer.Option(False, "--json", help="Print per-source counts as JSON."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
@@ -122,11 +154,15 @@ def import_(
     Every record read is imported, a duplicate (txn_id seen in the input or the store), or
     quarantined to STORE/_quarantine/<source>.jsonl with file, line, field and reason.
     Re-importing a file imports nothing. A PAN column is tokenised (needs CUTOVER_TOKEN_KEY).
+    Quarantine reasons are counted by field with the first of each printed word for word;
+    exit 1 when every record, or more than --max-quarantine-rate of them, was quarantined.
     """
     from rich.progress import Progress
 
     from cutover.adapters.sources import ImportCounts, detect_format, import_source
+    from cutover.store.errorlog import check_rate_option
 
+    check_rate_option(max_quarantine_rate)
     results: list[ImportCounts] = []
     with Progress(console=err, transient=True, disable=quiet) as progress:
         task = progress.add_task("importing", total=len(sources))
@@ -158,6 +194,36 @@ def import_(
                   "to the code table (cutover/fixtures/codes/legacy_codes.toml or the mapping's "
                   "code_table) and re-import into a new store to classify them", highlight=False,
                   markup=False)
+    _check_quarantine(into, sources, total, max_quarantine_rate)
+
+
+def _check_quarantine(into: Path, sources: list[Path], total: Any, rate_max: float) -> None:
+    """Print quarantine reasons by field (first of each verbatim); exit 1 when all or too
+    many records were quarantined."""
+    from cutover.adapters.importer import quarantine_path
+    from cutover.errors import ErrorRateExceeded
+    from cutover.store.errorlog import ErrorLog
+
+    if not total.quarantined:
+        return
+    log = ErrorLog()
+    for source in sources:
+        path = quarantine_path(into, source)
+        if path.is_file():
+            with open(path, encoding="utf-8") as handle:
+                for line in handle:
+                    row = json.loads(line)
+                    log.add(row.get("field") or "record",
+                            f"{row.get('file')}:{row.get('line')}: {row.get('reason')}")
+    lines = log.summary(total.read, "records")
+    lines[0] = f"{total.quarantined} of {total.read} records quarantined to {into}/_quarantine/"
+    for line in lines:
+        err.print(line, highlight=False, markup=False)
+    if total.quarantined >= total.read or total.quarantined / total.read > rate_max:
+        raise ErrorRateExceeded(
+            f"{total.quarantined} of {total.read} records quarantined, above"
+            f" --max-quarantine-rate {rate_max:.1%}; first reason: "
+            f"{next(iter(log.first.values()), '?')}")
 
 
 def _columns_and_key(mapping: Path | None, kind: str) -> tuple[Any, bytes | None]:

@@ -82,7 +82,8 @@ def test_exit_codes_through_the_console_script(tmp_path):
 
 
 def test_record_demo_sample_from_store(tmp_path, monkeypatch, legacy_core):
-    """--demo-sample 5 --store records exactly 5 calls from an imported store."""
+    """--demo-sample 5 --store makes exactly 5 calls from an imported store; the core refuses
+    each (same TxnId, now a token instead of the PAN), so record says why and exits 3."""
     monkeypatch.setenv("CUTOVER_TOKEN_KEY", "test-key-not-secret")
     requests_file = tmp_path / "r.jsonl"
     _requests(requests_file, 7, prefix="DMO")
@@ -98,5 +99,8 @@ def test_record_demo_sample_from_store(tmp_path, monkeypatch, legacy_core):
                                  legacy_core.wsdl_url, "--address", legacy_core.url,
                                  "--demo-sample", "5", "--store", str(store), "--out",
                                  str(tmp_path / "d.yaml"), "--json"])
-    assert sample.exit_code == 0, sample.output
-    assert json.loads(sample.stdout)["calls"] == 5
+    assert sample.exit_code == 3, sample.output
+    report = json.loads(sample.stdout.splitlines()[0])
+    assert report["calls"] == 5 and report["errors"]["by_kind"] == {"soap_fault:Client": 5}
+    assert "already used for a different request" in report["errors"]["first"][
+        "soap_fault:Client"]
