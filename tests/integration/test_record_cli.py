@@ -95,12 +95,13 @@ def test_record_demo_sample_from_store(tmp_path, monkeypatch, legacy_core):
     assert rec.exit_code == 0, rec.output
     store = tmp_path / "store"
     runner.invoke(app, ["import", str(out), "--into", str(store), "--mapping", str(MAPPING)])
-    sample = runner.invoke(app, ["record", "--mapping", str(MAPPING), "--wsdl",
-                                 legacy_core.wsdl_url, "--address", legacy_core.url,
-                                 "--demo-sample", "5", "--store", str(store), "--out",
-                                 str(tmp_path / "d.yaml"), "--json"])
-    assert sample.exit_code == 3, sample.output
-    report = json.loads(sample.stdout.splitlines()[0])
+    from tests.cli_support import run_cli
+    code, stdout, error = run_cli(["record", "--mapping", MAPPING, "--wsdl",
+                                   legacy_core.wsdl_url, "--address", legacy_core.url,
+                                   "--demo-sample", "5", "--store", store, "--out",
+                                   tmp_path / "d.yaml", "--json"])
+    assert code == 3 and "nothing useful happened: 5 of 5 calls failed" in error, error
+    report = json.loads(stdout.splitlines()[0])
     assert report["calls"] == 5 and report["errors"]["by_kind"] == {"soap_fault:Client": 5}
     assert "already used for a different request" in report["errors"]["first"][
         "soap_fault:Client"]
