@@ -193,6 +193,7 @@ class SoapAdapter:
         from zeep.exceptions import Error as ZeepError
         from zeep.exceptions import Fault, TransportError, ValidationError, XMLSyntaxError
 
+        self.transport.exchanges.sent = self.transport.exchanges.received = None
         kwargs = build_request(self.mapping, txn)
         self.breaker.before_call()
         with self.throttle:

@@ -54,10 +54,12 @@ class OperationTree:
     response: list[Node]
     request_element: str = ""
     response_element: str = ""
+    response_namespace: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {"service": self.service, "port": self.port, "operation": self.operation,
                 "style": self.style, "request_element": self.request_element,
+                "response_namespace": self.response_namespace,
                 "response_element": self.response_element,
                 "request": [n.as_dict() for n in self.request],
                 "response": [n.as_dict() for n in self.response]}
@@ -121,9 +123,11 @@ def operation_trees(client: Any) -> list[OperationTree]:
             for name, op in binding._operations.items():  # noqa: SLF001 - zeep's public view
                 req_el, request = _body_tree(op.input)
                 resp_el, response = _body_tree(op.output) if op.output else ("", [])
+                qname = getattr(getattr(op.output, "body", None), "qname", None)
                 out.append(OperationTree(service.name, port.name, name,
                                          getattr(op, "style", "") or "", request, response,
-                                         req_el, resp_el))
+                                         req_el, resp_el, str(getattr(qname, "namespace", "")
+                                                              or "")))
     return out
 
 
