@@ -229,7 +229,10 @@ def _print_evaluation(result: dict[str, Any]) -> None:
     if "recorded_success_rate" in lg:
         table.add_row("recorded success (legacy routes)", f"{lg['recorded_success_rate']:.3f}", "")
     if "simulator_true_success" in st:
-        table.add_row("simulator's true success (reference)", f"{lg['simulator_true_success']:.3f}",
+        # A foreign export has no simulator truth for the legacy routes: shown as "-".
+        legacy_truth = lg.get("simulator_true_success")
+        table.add_row("simulator's true success (reference)",
+                      "-" if legacy_truth is None else f"{legacy_truth:.3f}",
                       f"{st['simulator_true_success']:.3f}")
     money = Table("cur", "caught legacy", "caught stack", "false decl. legacy", "false decl. stack",
                   "better", title="money by currency (major units)")
