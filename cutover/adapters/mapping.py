@@ -46,7 +46,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from cutover.adapters.valuemaps import ValueMap, resolve_map
 from cutover.config import StrictModel, config_model, load
@@ -121,7 +121,8 @@ class MappingFile(StrictModel):
     wsdl: str = Field(description="WSDL path (relative to the mapping) or URL")
     operation: str
     namespace: str = Field(description="target namespace of the reply element")
-    idempotent: bool = Field(False, description="true: the same txn twice is safe (retries)")
+    idempotent: StrictBool = Field(False, description="true: the same txn twice is safe"
+                                   " (retries)")
     code_table: str | None = Field(None, description="code table TOML, relative to the mapping")
     codes: dict[str, CodeSpec] = Field(default_factory=dict, description="inline code table")
     maps: dict[str, str | dict[str, str]] = Field(default_factory=dict,
