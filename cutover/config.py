@@ -175,9 +175,13 @@ def _load_all_models() -> None:
 
 
 #: Modules that register configuration models; a new one is added here.
-CONFIG_MODULES: Final[tuple[str, ...]] = ()
+CONFIG_MODULES: Final[tuple[str, ...]] = ("cutover.adapters.mapping", "cutover.adapters.columns",
+                                         "cutover.adapters.valuemaps")
 
 
 if __name__ == "__main__":
-    _load_all_models()
-    sys.stdout.write(reference())
+    # Run as a script this file is __main__, a second copy: the models register with the
+    # imported cutover.config, so the reference is read from there.
+    from cutover import config as _registered
+    _registered._load_all_models()
+    sys.stdout.write(_registered.reference())
