@@ -110,6 +110,7 @@ def replay_cmd(
     """
     from cutover.errors import InputError, InvariantBroken
     from cutover.replay import engine as local_engine
+    from cutover.replay.options import ReplayOptions
     if engine not in ("local", "ray"):
         raise InputError(f"--engine {engine!r}: expected local or ray")
     if engine == "local" and (address is not None or workers is not None):
@@ -123,22 +124,23 @@ def replay_cmd(
         run = partial(run_replay_ray, address=address, workers=workers)
     from cutover.store.errorlog import check_rate_option
     check_rate_option(max_error_rate)
-    options = _legacy_options(wsdl, mapping, cassette, legacy_opt)
+    legacy_options = _legacy_options(wsdl, mapping, cassette, legacy_opt)
     if legacy != "recorded":
-        options.setdefault("errors_file", str(run_dir / LEGACY_ERRORS_FILE))
+        legacy_options.setdefault("errors_file", str(run_dir / LEGACY_ERRORS_FILE))
+    options = ReplayOptions(
+        candidate=candidate, candidate_options=_pairs(candidate_opt, "--candidate-opt"),
+        legacy=legacy, legacy_options=legacy_options,
+        since=since, until=until, merchant=merchant, sample=sample, limit=limit, resume=resume,
+        force=force, rules=rules, batch_rows=batch_rows)
     with _progress(quiet or as_json) as on_progress:
-        summary = run(
-            store, run_dir, candidate=candidate,
-            candidate_options=_pairs(candidate_opt, "--candidate-opt"), legacy=legacy,
-            legacy_options=options, since=since,
-            until=until, merchant=merchant, sample=sample, limit=limit, resume=resume,
-            force=force, rules=rules, batch_rows=batch_rows, on_progress=on_progress)
+        summary = run(store, run_dir, options, on_progress=on_progress)
     _print_summary(summary, as_json)
     if not summary.conservation_ok:
         raise InvariantBroken(f"conservation broken: {summary.rows_in:,} rows in, "
                               f"{sum(summary.by_category.values()):,} categorised")
     if legacy != "recorded" and not summary.already_finished:
-        _check_legacy_errors(Path(options["errors_file"]), summary.rows_in, max_error_rate)
+        _check_legacy_errors(Path(legacy_options["errors_file"]), summary.rows_in,
+                             max_error_rate)
 
 
 def _check_legacy_errors(path: Path, calls: int, max_error_rate: float) -> None:
