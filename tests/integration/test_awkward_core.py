@@ -197,3 +197,19 @@ def test_describe_skeleton_loads(tmp_path):
     mapping = load_mapping(out)
     assert mapping.operation == "Authorise"
     assert {"Payment/Channel", "Payment/Mcc"} <= set(mapping.request_paths())
+
+
+def test_describe_skeleton_of_a_real_bank_wsdl_loads(tmp_path):
+    """The Bank of Russia's DailyInfo WSDL (an excerpt; tests/data/SOURCES.md): both
+    operations are described, and the skeleton of the second loads and matches the WSDL."""
+    from cutover.adapters.wsdl_tree import check_mapping_paths, open_wsdl
+    wsdl = ROOT / "tests" / "data" / "cbr_dailyinfo_excerpt.wsdl"
+    out = tmp_path / "cbr.toml"
+    code, stdout, error = run_cli(["soap", "describe", wsdl, "--operation", "SaldoXML",
+                                   "--skeleton", out])
+    assert code == 0, error
+    assert "fromDate" in stdout and "xsd:dateTime" in stdout and "GetCursOnDate" not in stdout
+    mapping = load_mapping(out)
+    check_mapping_paths(mapping, open_wsdl(str(wsdl)), str(wsdl))
+    assert mapping.namespace == "http://web.cbr.ru/"
+    assert set(mapping.request_paths()) == {"fromDate", "ToDate"}
