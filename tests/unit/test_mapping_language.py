@@ -163,3 +163,15 @@ def test_skeleton_of_other_core_loads(tmp_path):
     check_mapping_paths(mapping, client, str(wsdl))
     assert mapping.namespace == "urn:othercore:payments:v2"
     assert mapping.element_of("txn_id") == "Reference"
+
+
+def test_a_map_file_is_shared_between_mappings(tmp_path):
+    """maps.channel names a TOML file next to the mapping: the same file serves any mapping."""
+    (tmp_path / "channels.toml").write_text(
+        'description = "our letters"\n[values]\nE = "ecom"\nP = "pos"\nM = "moto"\nR = "recurring"\n')
+    path = _variant(tmp_path, 'channel = { E = "ecom", P = "pos", M = "moto", R = "recurring" }',
+                    'channel = "channels.toml"')
+    assert build_request(load_mapping(path), TXN)["Payment"]["Channel"] == "M"
+    (tmp_path / "channels.toml").write_text('[values]\nE = "ecom"\nextra = 1\n')
+    with pytest.raises(ConfigError, match="channels.toml"):
+        load_mapping(path)
