@@ -191,8 +191,10 @@ def try_call(
 def _outcome(adapter: Any, fields: dict[str, Any], failure: Exception | None,
              txn: dict[str, Any]) -> dict[str, Any]:
     if failure is not None:
+        from cutover.adapters.tokenize import mask_pans
         return {"txn_id": txn.get("txn_id"), "legacy_decision": "error",
-                "legacy_reason": getattr(failure, "reason", "error"), "detail": str(failure)}
+                "legacy_reason": getattr(failure, "reason", "error"),
+                "detail": mask_pans(str(failure))}
     code = fields.get("response_code") or ""
     decision, reason = adapter.codes.lookup(code)
     return {"txn_id": txn.get("txn_id"), "legacy_decision": decision, "legacy_code": code,
