@@ -13,6 +13,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from cutover.adapters.guards import CALL_DEADLINE_S
+from cutover.adapters.tally import MAX_ERROR_RATE_DEFAULT
 from cutover.errors import ConfigError, InputError
 
 err = Console(stderr=True)
@@ -67,17 +69,24 @@ def record(
                                     " send the first N transactions of --store (as tokens)."),
     store: Path = typer.Option(None, "--store", help="Traffic store for --demo-sample."),
     address: str = typer.Option(None, "--address", help="Endpoint URL overriding the WSDL's."),
-    errors_file: Path = typer.Option(None, "--errors", help="JSON lines of every failed call"
-                                     " (default: the cassette's name with .errors.jsonl)."),
-    max_error_rate: float = typer.Option(0.05, "--max-error-rate", help="Share of calls that may"
-                                         " fail before the command exits 1 (default 0.05)."),
+    max_error_rate: float = typer.Option(
+        MAX_ERROR_RATE_DEFAULT, "--max-error-rate", min=0.0, max=1.0,
+        help="Largest share of failed calls (timeouts, refusals, faults, bad XML ...) the"
+             " recording accepts; past it record stops, writes no cassette and exits 3."),
+    deadline_s: float = typer.Option(
+        CALL_DEADLINE_S, "--deadline-s", min=0.001, max=3600.0,
+        help="Total seconds one call may take: connect, headers, body and retries."),
+    errors_file: Path = typer.Option(None, "--errors", help="JSON lines of every failed call,"
+                                     " each with its reason and message (default: the"
+                                     " cassette's name with .errors.jsonl)."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome counts as JSON."),
 ) -> None:
     """Call the legacy core for each request and record a PAN-free vcrpy cassette.
 
-    Needs CUTOVER_TOKEN_KEY (refuses to start without it). Prints the first error of each
-    kind word for word with counts; exits 3 when every call failed and 1 when more than
-    --max-error-rate did. Example:
+    Needs CUTOVER_TOKEN_KEY (refuses to start without it). Each call has one total deadline
+    and a reply size cap; a failed call is an error outcome with its reason. Exit 3 when the
+    failed calls pass --max-error-rate (default 0.05), printing each kind of failure with its
+    count and first message. Example:
     cutover record --mapping cutover/fixtures/mappings/legacy_auth.toml
     --requests cutover/fixtures/requests/sample.jsonl --out runs/c.yaml
     """
@@ -85,50 +94,67 @@ def record(
 
     from cutover.adapters.cassette import record_calls
     from cutover.adapters.soap import SoapOptions
-    from cutover.store.errorlog import check_rate_option
+    from cutover.adapters.tally import ErrorTally
 
-    check_rate_option(max_error_rate)
     key = _token_key()
+    if out.is_dir():
+        raise InputError(f"--out {out}: is a directory; give the cassette file to write")
     if requests_file is not None:
         txns = _read_requests(requests_file)
     elif demo_sample and store is not None:
         txns = _store_sample(store, demo_sample)
     else:
         raise InputError("give --requests FILE.jsonl, or --demo-sample N with --store STORE")
+    tally = ErrorTally(len(txns), max_error_rate)
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("recording", total=len(txns))
         outcomes = record_calls(mapping, txns, out, key, wsdl=wsdl,
-                                options=SoapOptions(address=address),
-                                progress=lambda: progress.advance(task))
+                                options=SoapOptions(address=address, deadline_s=deadline_s),
+                                progress=lambda: progress.advance(task), stop=tally.add)
+    outcome_errors(outcomes, errors_file or out.with_suffix(".errors.jsonl"))
+    _report_failures(tally, len(txns), out)
     by_decision: dict[str, int] = {}
     for outcome in outcomes:
         by_decision[outcome["legacy_decision"]] = by_decision.get(outcome["legacy_decision"], 0) + 1
-    log = outcome_errors(outcomes, errors_file or out.with_suffix(".errors.jsonl"))
     if as_json:
         typer.echo(json.dumps({"cassette": str(out), "calls": len(outcomes),
-                               "by_decision": by_decision,
-                               "errors": log.as_dict(len(outcomes))}))
+                               "by_decision": by_decision, "failed_calls": tally.by_reason}))
     else:
         typer.echo(f"recorded {len(outcomes)} calls to {out} · " +
                    " · ".join(f"{k} {v}" for k, v in sorted(by_decision.items())))
-    for line in log.summary(len(outcomes)):
-        err.print(line, highlight=False, markup=False)
-    log.check(len(outcomes), max_error_rate)
 
 
 def outcome_errors(outcomes: list[dict[str, Any]], path: Path) -> Any:
-    """An ErrorLog of the failed outcomes (kind: legacy_reason; message: the cause verbatim)."""
+    """Write every failed call (kind: legacy_reason; message: the cause verbatim) as JSON lines
+    to ``path``; return the ErrorLog."""
+    from cutover.adapters.tally import is_call_failure
     from cutover.adapters.tokenize import mask_pans
     from cutover.store.errorlog import ErrorLog
 
     log = ErrorLog(path, scrub=mask_pans)
     for outcome in outcomes:
-        if outcome.get("legacy_decision") == "error" and not outcome.get("legacy_code"):
+        if is_call_failure(outcome):
             log.add(str(outcome.get("legacy_reason")),
                     str(outcome.get("detail") or outcome.get("legacy_reason")),
                     txn_id=outcome.get("txn_id"))
     log.close()
     return log
+
+
+def _report_failures(tally: Any, planned: int, out: Path) -> None:
+    """Print each kind of failed call (count, first message verbatim); exit 3 past the limit."""
+    from cutover.errors import LegacyUnavailable
+
+    for line in tally.lines():
+        err.print(f"failed calls: {line}", highlight=False, markup=False, soft_wrap=True)
+    if tally.crossed():
+        raise LegacyUnavailable(
+            f"{tally.errors} of {tally.calls} calls failed (stopped after {tally.calls} of"
+            f" {planned}), over --max-error-rate {tally.max_error_rate:g}; no cassette written"
+            f" to {out}")
+    if tally.calls and tally.errors == tally.calls:
+        # Nothing was recorded: a run that did nothing useful must not exit 0.
+        raise LegacyUnavailable(f"all {tally.calls} calls failed; no cassette written to {out}")
 
 
 def import_(
