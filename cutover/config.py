@@ -216,6 +216,9 @@ CONFIG_MODULES: Final[tuple[str, ...]] = (
     "cutover.stack.rules",
     "cutover.stack.settings",
     "cutover.sim.legacy_config",
+    "cutover.adapters.mapping",
+    "cutover.adapters.columns",
+    "cutover.adapters.valuemaps",
 )
 
 

@@ -30,6 +30,15 @@ def detect_format(path: Path) -> str:
     return "layout"
 
 
+def _column_codes(columns: ColumnMap) -> object:
+    """The column mapping's inline [codes], else its code_table, else the shipped table."""
+    if columns.codes:
+        from cutover.adapters.codes import CodeInfo, CodeTable
+        return CodeTable({c: CodeInfo(**v) for c, v in columns.codes.items()},
+                         source=str(columns.source))
+    return load_codes(columns.code_table)
+
+
 def import_source(path: Path, store: Path, *, fmt: str = "auto", layout: str | None = None,
                   columns: ColumnMap | None = None, soap_mapping: Path | None = None,
                   key: bytes | None = None, chunk_rows: int | None = None,
@@ -45,7 +54,7 @@ def import_source(path: Path, store: Path, *, fmt: str = "auto", layout: str | N
     if fmt in ("csv", "jsonl"):
         if columns is None:
             raise ConfigError(f"{path}: a {fmt} source needs --mapping COLUMNS.toml")
-        return import_file(path, store, fmt, columns, load_codes(columns.code_table), key)
+        return import_file(path, store, fmt, columns, _column_codes(columns), key)
     if fmt == "layout":
         return import_layout(path, store, layout or "legacy_authlog", load_codes(None),
                              chunk_rows)
