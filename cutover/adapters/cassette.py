@@ -6,13 +6,21 @@ BEFORE anything is written, and credential headers are dropped. Playback matches
 canonical request (the transaction id inside the SOAP body), not raw bytes, so volatile
 elements (timestamps, trace ids) do not break it. vcrpy playback slows as a cassette grows,
 so bulk work imports a cassette into the traffic store instead.
+
+vcrpy does not carry the HTTP here: left to itself it reads a whole reply before any hook runs
+(a 200 MB body would be read, then written). The adapter's own transport (deadline and size cap
+while streaming) carries every exchange; ``RecordingExchange`` hands each complete, capped reply
+to the cassette, and ``PlaybackExchange`` answers from it. A call that failed on the wire
+(timeout, refused, oversized) has no reply and leaves no interaction.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,6 +31,7 @@ from cutover.adapters.importer import assemble_traffic, commit
 from cutover.adapters.mapping import load_mapping
 from cutover.adapters.soap import CodeLookup
 from cutover.adapters.tokenize import find_pans, tokenize_pan
+from cutover.adapters.transport import CallFailed, Deadline, Exchange, NetworkExchange, Reply
 from cutover.errors import AdapterError, ConfigError
 
 #: Headers that carry credentials or sessions; they never reach a cassette.
@@ -141,21 +150,86 @@ def txn_element_of(mapping: Any) -> str:
     raise ConfigError(f"mapping {mapping.source}: no request element carries txn_id")
 
 
+def _vcr_request(url: str, body: bytes | None, headers: dict[str, str]) -> Any:
+    from vcr.request import Request
+
+    return Request("POST" if body is not None else "GET", url, body, dict(headers))
+
+
+class RecordingExchange:
+    """Sends through ``inner`` and appends each complete reply to ``cassette`` (hooks tokenise)."""
+
+    def __init__(self, inner: Exchange, cassette: Any) -> None:
+        self.inner = inner
+        self.cassette = cassette
+        self._lock = threading.Lock()
+
+    def send(self, url: str, body: bytes | None, headers: dict[str, str], deadline: Deadline,
+             bytes_max: int) -> Reply:
+        reply = self.inner.send(url, body, headers, deadline, bytes_max)
+        grouped: dict[str, list[str]] = {}
+        for name, value in reply.headers:
+            grouped.setdefault(name, []).append(value)
+        response = {"status": {"code": reply.status, "message": reply.reason},
+                    "headers": grouped, "body": {"string": reply.body}}
+        with self._lock:
+            self.cassette.append(_vcr_request(url, body, headers), response)
+        return reply
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class PlaybackExchange:
+    """Answers each exchange from ``cassette``; an unknown request fails as ``not_in_cassette``."""
+
+    def __init__(self, cassette: Any) -> None:
+        self.cassette = cassette
+        self._lock = threading.Lock()
+
+    def send(self, url: str, body: bytes | None, headers: dict[str, str], deadline: Deadline,
+             bytes_max: int) -> Reply:
+        request = _vcr_request(url, body, headers)
+        with self._lock:
+            if not self.cassette.can_play_response_for(request):
+                raise CallFailed("not_in_cassette", f"no recorded reply for {url}")
+            response = self.cassette.play_response(request)
+        data = response["body"]["string"]
+        data = data.encode("utf-8") if isinstance(data, str) else bytes(data or b"")
+        if len(data) > bytes_max:
+            raise CallFailed("response_too_large", f"recorded body of {len(data)} bytes")
+        headers_out = tuple((name, str(v)) for name, values in response.get("headers", {}).items()
+                            for v in (values if isinstance(values, list) else [values]))
+        status = response["status"]
+        return Reply(int(status["code"]), str(status.get("message", "")), headers_out, data)
+
+    def close(self) -> None:
+        pass
+
+
 def record_calls(mapping_path: Path | str, txns: list[dict[str, Any]], out: Path | str,
                  key: bytes, *, wsdl: str | None = None, progress: Any = None,
-                 options: Any = None) -> list[dict]:
+                 options: Any = None, stop: Callable[[dict], bool] | None = None) -> list[dict]:
     """Call the core once per transaction under a recorder; return the outcomes in order.
 
     A transaction may carry ``pan``: it goes on the wire as the card and is tokenised by the
-    hooks before the cassette is written. Calls are sequential: a cassette is one file.
+    hooks before the cassette is written. Calls are sequential: a cassette is one file. When
+    ``stop(outcome)`` says so, calling stops and no cassette is written (the outcomes so far
+    are returned); otherwise the cassette replaces ``out`` only once complete.
     """
-    from cutover.adapters.mapping import load_mapping
-    from cutover.adapters.soap import SoapAdapter
+    from cutover.adapters.soap import SoapAdapter, SoapOptions
 
     mapping = load_mapping(mapping_path)
-    outcomes = []
-    with recording(out, key, txn_element_of(mapping)):
-        adapter = SoapAdapter(mapping, wsdl=wsdl, options=options)
+    options = options or SoapOptions()
+    out = Path(out)
+    partial = out.with_name(f".{out.name}.partial")
+    partial.unlink(missing_ok=True)
+    outcomes: list[dict] = []
+    stopped = False
+    with recording(partial, key, txn_element_of(mapping)) as cassette:
+        exchange = RecordingExchange(NetworkExchange(idle_s=options.read_timeout_s,
+                                                   connect_s=options.connect_timeout_s), cassette)
+        adapter = SoapAdapter(mapping, wsdl=wsdl, options=options, exchange=exchange)
         try:
             for txn in txns:
                 call = dict(txn)
@@ -164,8 +238,15 @@ def record_calls(mapping_path: Path | str, txns: list[dict[str, Any]], out: Path
                 outcomes.append(adapter.authorize(call))
                 if progress is not None:
                     progress()
+                if stop is not None and stop(outcomes[-1]):
+                    stopped = True
+                    break
         finally:
             adapter.close()
+    if stopped or not partial.exists():
+        partial.unlink(missing_ok=True)
+    else:
+        os.replace(partial, out)
     return outcomes
 
 
@@ -173,44 +254,32 @@ def record_calls(mapping_path: Path | str, txns: list[dict[str, Any]], out: Path
 CARD_COUNTRY_UNKNOWN: Final = "ZZ"
 
 
-def _leaves(body: Any) -> dict[str, str]:
-    """Local name -> text of every leaf element of a SOAP body (parsed safely)."""
+def _operation_element(body: Any) -> Any:
+    """The first element inside the SOAP Body (the operation or reply), parsed safely."""
     from cutover.xmlsafe import parse_xml
 
     data = body.encode() if isinstance(body, str) else body
     root = parse_xml(data or b"")
-    return {el.tag.rsplit("}", 1)[-1]: (el.text or "").strip()
-            for el in root.iter() if isinstance(el.tag, str) and len(el) == 0}
+    soap_body = next((el for el in root if isinstance(el.tag, str)
+                      and el.tag.endswith("}Body")), None)
+    children = [el for el in soap_body if isinstance(el.tag, str)] if soap_body is not None \
+        else []
+    if not children:
+        raise ValueError("the SOAP Body is empty")
+    return children[0]
 
 
-def _request_row(mapping: Any, leaves: dict[str, str]) -> dict[str, Any]:
-    from datetime import UTC, datetime
+def _request_row(mapping: Any, body: Any) -> dict[str, Any]:
+    from cutover.adapters.mapping import read_request, xml_to_nested
 
-    from cutover.domain import to_minor
-    row: dict[str, Any] = {}
-    for fmap in mapping.request:
-        text = leaves.get(fmap.path[-1])
-        if text is None:
-            raise ValueError(f"request element {fmap.path[-1]} missing")
-        if fmap.fmt == "int_minor":
-            row[fmap.canonical] = int(text)
-        elif fmap.fmt == "decimal_major":
-            row[fmap.canonical] = to_minor(text, leaves.get(_currency_element(mapping), ""))
-        elif fmap.fmt == "datetime":
-            row[fmap.canonical] = datetime.strptime(text, fmap.pattern).replace(tzinfo=UTC)
-        else:
-            row[fmap.canonical] = text
+    row = read_request(mapping, xml_to_nested(_operation_element(body)))
     if find_pans(str(row.get("card_token", ""))):
         raise ValueError("card number in clear in the cassette")
     return row
 
 
-def _currency_element(mapping: Any) -> str:
-    return next((f.path[-1] for f in mapping.request if f.canonical == "currency"), "")
-
-
 def _outcome(mapping: Any, codes: Any, response: dict, currency: str) -> dict[str, Any]:
-    from cutover.adapters.mapping import read_response
+    from cutover.adapters.mapping import read_response, xml_to_nested
     from cutover.adapters.soap import vet_reply
     from cutover.adapters.transport import CallFailed
 
@@ -218,14 +287,14 @@ def _outcome(mapping: Any, codes: Any, response: dict, currency: str) -> dict[st
     body = body.encode() if isinstance(body, str) else body
     try:
         vet_reply(body, int(response["status"]["code"]), mapping.namespace)
-        leaves = _leaves(body)
-        if "faultcode" in leaves:
-            code = leaves["faultcode"].rsplit(":", 1)[-1]
+        element = _operation_element(body)
+        if element.tag.endswith("}Fault"):
+            code = str(xml_to_nested(element).get("faultcode", "")).rsplit(":", 1)[-1]
             return {"legacy_decision": "error", "legacy_code": "",
                     "legacy_reason": f"soap_fault:{code}"}
     except CallFailed as exc:
         return {"legacy_decision": "error", "legacy_code": "", "legacy_reason": exc.reason}
-    raw = read_response(mapping, leaves, currency)
+    raw = read_response(mapping, xml_to_nested(element), currency)
     code = raw.get("response_code") or ""
     decision, reason = codes.lookup(code)
     return {"legacy_decision": decision, "legacy_code": code, "legacy_reason": reason,
@@ -247,7 +316,7 @@ def import_cassette(path: Path, store: Path, mapping_path: Path | None) -> Any:
         if element_text(request.get("body"), txn_element) is None:
             continue  # a WSDL or schema fetch, not a transaction
         try:
-            row = _request_row(mapping, _leaves(request["body"]))
+            row = _request_row(mapping, request["body"])
             row |= _outcome(mapping, codes, response, row.get("currency", ""))
         except (ValueError, KeyError, TypeError, ArithmeticError, AdapterError) as exc:
             bad.append({"file": str(path), "line": number, "field": "interaction",
