@@ -6,6 +6,8 @@ cutover.mirror, and runs it. Servers bind 127.0.0.1 unless --host says otherwise
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 
@@ -15,6 +17,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
     app.command("serve")(serve_cmd)
+    app.command("mirror")(mirror_cmd)
 
 
 def _pairs(values: list[str], option: str) -> dict[str, str]:
@@ -47,3 +50,45 @@ def serve_cmd(
 
 
 
+
+
+def mirror_cmd(
+    wsdl: str = typer.Option(..., "--wsdl", help="The legacy core's WSDL URL; the mirror"
+                             " forwards to its origin."),
+    mapping: Path = typer.Option(..., "--mapping", help="The mapping file of that core."),
+    out: Path = typer.Option(..., "--out", help="The run directory (continued if it exists)."),
+    candidate: str = typer.Option(..., "--candidate", help="http://HOST:PORT of a candidate"
+                                  " service (cutover serve) or module:attr."),
+    candidate_opt: list[str] = typer.Option([], "--candidate-opt", help="key=value; repeatable."),
+    plan_db: str | None = typer.Option(None, "--plan-db", help="Plan database URL: the current"
+                                       " phase's cohort is answered by the candidate."),
+    rules: Path | None = typer.Option(None, "--rules", help="Diff rules TOML."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+    port: int = typer.Option(8086, "--port", help="Port to bind (0: a free one)."),
+    batch_rows: int = typer.Option(4096, "--batch-rows", help="Requests per committed batch."),
+    flush_s: float = typer.Option(1.0, "--flush-s", help="Commit at least this often (s)."),
+) -> None:
+    """Proxy a legacy SOAP core: clients get legacy's replies unchanged, the candidate decides
+    copies in the dark, and both outcomes land in a run directory like a replay's.
+
+    Needs CUTOVER_TOKEN_KEY (card numbers are tokenised before anything is written). Admin
+    endpoints (/admin/status, /admin/flush, /admin/metrics) need CUTOVER_ADMIN_TOKEN.
+    """
+    from cutover.errors import InputError
+    from cutover.mirror.service import MirrorOptions, open_mirror, stop_mirror
+    from cutover.serve.server import serve_forever
+
+    if batch_rows <= 0 or flush_s <= 0:
+        raise InputError("--batch-rows and --flush-s must be positive")
+    opts = MirrorOptions(wsdl, mapping, out, candidate, _pairs(candidate_opt, "--candidate-opt"),
+                         plan_db, rules, batch_rows, flush_s)
+    app, mirror = open_mirror(opts)
+    try:
+        serve_forever(app, host, port, on_ready=lambda url: err.print(
+            f"mirroring {mirror.cfg.legacy_url} on {url}; run directory {out} (Ctrl-C stops)"))
+    finally:
+        stop_mirror(mirror)
+        stats = mirror.worker.status()
+        err.print(f"stopped: {stats['committed']:,} requests committed in"
+                  f" {stats['batches_committed']} batches; {stats['dropped_queue_full']} copies"
+                  f" dropped; {stats['served_by_candidate']} answered by the candidate")

@@ -7,9 +7,12 @@ terminal for the progress line) and explicit limits rather than uvicorn's defaul
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -34,7 +37,10 @@ def config(app: Any, host: str, port: int, sock: socket.socket | None = None) ->
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port`` (0: a free port), so the URL is known before start."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio turns Nagle off only on sockets that say TCP, and
+    # with Nagle on, a reply's body waits for the client's delayed ACK (40 ms a request).
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                         socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(BACKLOG)
@@ -74,10 +80,29 @@ def start_in_thread(app: Any, host: str = HOST_DEFAULT, port: int = 0) -> Runnin
     return Running(f"http://{host}:{port}", port, server, thread)
 
 
+class _StopOnSignal(uvicorn.Server):
+    """uvicorn re-raises SIGINT/SIGTERM after its shutdown, which would end the process
+    before the caller's cleanup (the mirror's last commit); here a signal only stops serving."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def serve_forever(app: Any, host: str, port: int, on_ready: Any = None) -> None:
-    """Serve in the calling thread until SIGINT/SIGTERM; ``on_ready(url)`` once bound."""
+    """Serve in the calling thread until SIGINT/SIGTERM, then return (so the caller can clean
+    up); ``on_ready(url)`` once bound."""
     sock = bind(host, port)
     url = f"http://{host}:{sock.getsockname()[1]}"
     if on_ready is not None:
         on_ready(url)
-    uvicorn.Server(config(app, host, sock.getsockname()[1])).run(sockets=[sock])
+    _StopOnSignal(config(app, host, sock.getsockname()[1])).run(sockets=[sock])
