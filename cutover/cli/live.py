@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
     app.command("serve")(serve_cmd)
     app.command("mirror")(mirror_cmd)
+    app.command("load")(load_cmd)
 
 
 def _pairs(values: list[str], option: str) -> dict[str, str]:
@@ -92,3 +93,58 @@ def mirror_cmd(
         err.print(f"stopped: {stats['committed']:,} requests committed in"
                   f" {stats['batches_committed']} batches; {stats['dropped_queue_full']} copies"
                   f" dropped; {stats['served_by_candidate']} answered by the candidate")
+
+
+def load_cmd(
+    store: Path = typer.Argument(..., help="The traffic store to send."),
+    target: str = typer.Option(..., "--target", help="Base URL of the mirror or the core"
+                               " (requests go to TARGET/soap)."),
+    rate: float | None = typer.Option(None, "--rate", help="Requests per second."),
+    speed: str | None = typer.Option(None, "--speed", help="A multiple of the recorded pace,"
+                                     " e.g. 2x."),
+    mapping: Path = typer.Option(None, "--mapping", help="Mapping file of the core (default:"
+                                 " the simulated core's)."),
+    since: str | None = typer.Option(None, "--since", help="First time to send (UTC)."),
+    until: str | None = typer.Option(None, "--until", help="Send before this time (UTC)."),
+    limit: int | None = typer.Option(None, "--limit", help="At most this many requests."),
+    senders: int = typer.Option(16, "--senders", help="Requests in flight at most."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Send recorded traffic as legacy SOAP requests at a fixed rate or a multiple of its
+    recorded pace; a live progress line, then p50/p99/max latency and errors by kind."""
+    import json
+
+    from cutover.errors import InputError, LegacyUnavailable
+    from cutover.mirror.load import read_rows, run_load
+    from cutover.paths import fixtures_dir
+
+    factor = None
+    if speed is not None:
+        try:
+            factor = float(speed.lower().removesuffix("x"))
+        except ValueError as exc:
+            raise InputError(f"--speed {speed!r}: expected a multiple like 2x") from exc
+    rows = read_rows(store, since, until, limit)
+    if not rows:
+        raise InputError(f"{store}: no rows to send (check --since/--until)")
+
+    def progress(summary, total: int) -> None:
+        err.print(f"\r{summary.sent:,}/{total:,} sent, {summary.ok:,} ok,"
+                  f" p99 {summary.percentile_ms(99):.1f} ms,"
+                  f" errors {sum(summary.errors.values())}", end="")
+
+    summary = run_load(rows, target, mapping or fixtures_dir() / "mappings" /
+                       "legacy_auth.toml", rate_per_s=rate, speed=factor, senders=senders,
+                       on_progress=progress)
+    err.print()
+    result = summary.as_dict()
+    if as_json:
+        typer.echo(json.dumps(result, sort_keys=True))
+    else:
+        lat = result["latency_ms"]
+        typer.echo(f"sent {result['sent']:,} in {result['seconds']} s"
+                   f" ({result['rate_per_s']}/s); latency ms p50 {lat['p50']} p99 {lat['p99']}"
+                   f" max {lat['max']}; errors {result['errors'] or 'none'};"
+                   f" late by at most {result['late_s_max']} s")
+    if result["ok"] == 0:
+        raise LegacyUnavailable(f"{target}: no request succeeded ({result['errors']})")
