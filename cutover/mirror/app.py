@@ -41,6 +41,8 @@ LEGACY_CONNECT_TIMEOUT_S: Final = 2.0
 LEGACY_READ_TIMEOUT_S: Final = 10.0
 COHORT_TIMEOUT_S: Final = 0.25
 CONNECTIONS_MAX: Final = 64
+CONNECT_RETRIES: Final = 2
+LEGACY_ATTEMPTS_MAX: Final = 2
 #: Request headers passed on to the legacy core; the rest (hop-by-hop, host) are not.
 FORWARD_HEADERS: Final = ("content-type", "soapaction", "accept")
 
@@ -89,12 +91,10 @@ class Mirror:
         received_at = datetime.now(UTC)
         headers = {k: v for k, v in request.headers.items() if k in FORWARD_HEADERS}
         try:
-            reply = await self.legacy.request(request.method, request.url.path,
-                                              params=request.url.query or None, content=body,
-                                              headers=headers)
+            reply = await self._call_legacy(request, body, headers)
         except httpx.HTTPError as exc:
             self.worker.count("legacy_unreachable")
-            self.metrics.count("errors_total", "kind", "legacy_unreachable")
+            self.metrics.count("errors_total", "kind", f"legacy:{type(exc).__name__}")
             return Response(f"legacy core unreachable: {type(exc).__name__}\n", status_code=502)
         latency_s = time.perf_counter() - started_s
         if request.method == "POST":
@@ -103,6 +103,21 @@ class Mirror:
         self.metrics.observe("legacy", latency_s)
         return Response(reply.content, status_code=reply.status_code,
                         media_type=reply.headers.get("content-type"))
+
+    async def _call_legacy(self, request: Request, body: bytes,
+                           headers: dict[str, str]) -> httpx.Response:
+        """Forward the request; a dropped connection is retried only when the mapping says
+        the operation is idempotent (the core answers a repeated TxnId with its first reply)."""
+        attempts = LEGACY_ATTEMPTS_MAX if self.cfg.mapping.idempotent else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self.legacy.request(request.method, request.url.path,
+                                                 params=request.url.query or None,
+                                                 content=body, headers=headers)
+            except (httpx.ReadError, httpx.RemoteProtocolError):
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable: the loop returns or raises")
 
     async def _from_candidate(self, request: Request, body: bytes) -> Response | None:
         """The candidate's answer in the legacy shape for a cohort request, else None."""
@@ -187,7 +202,9 @@ class Mirror:
 def _transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     """A pooled transport with Nagle off: headers and body go out as separate writes, and
     with Nagle on the body waits for the peer's delayed ACK (about 40 ms a request here)."""
-    return httpx.AsyncHTTPTransport(limits=limits, socket_options=[
+    # retries applies to failed connects only (the request never left), so it is safe for a
+    # non-idempotent operation too; a busy core's full accept backlog refuses a few connects.
+    return httpx.AsyncHTTPTransport(limits=limits, retries=CONNECT_RETRIES, socket_options=[
         (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cutover.adapters.candidate import CandidateSide
@@ -77,6 +78,7 @@ class MirrorRun:
             raise InputError(f"{self.out} is not empty and holds no mirror run: use another"
                              " --out")
         self.stats = MirrorStats()
+        self.watermark: Any = None
         if previous is None:
             self._create(settings, fingerprint, rules_text)
         else:
@@ -108,6 +110,10 @@ class MirrorRun:
         previous.finished = False
         write_checkpoint(self.out, previous)
         self.seen = _committed_ids(self.out, previous.batches_committed)
+        if previous.batches_committed:
+            last = pq.read_table(self.out / REQUESTS_DIR / part_name(previous.batches_committed - 1),
+                                 columns=["ts"])["ts"]
+            self.watermark = pc.max(last.cast(pa.int64())).as_py()
         stats = self.out / STATS_FILE
         if stats.is_file():
             self.stats = MirrorStats(**json.loads(stats.read_text(encoding="utf-8")))
@@ -131,9 +137,12 @@ class MirrorRun:
         if not rows:
             self.write_stats()
             return 0
+        # Concurrent clients arrive a little out of order; the stack's look-back needs time
+        # order (then txn_id), as a replay's store gives it.
+        rows.sort(key=lambda r: (r["ts"], r["txn_id"]))
         traffic = pa.Table.from_pylist(rows, schema=TRAFFIC)
         prepared = prepare(traffic)
-        decided = candidate.decide(prepared.valid)
+        decided = candidate.decide(self._in_arrival_order(prepared.valid))
         batch_no = self.checkpoint.batches_committed
         write_parquet_atomic(traffic, self.out / REQUESTS_DIR / part_name(batch_no))
         parts = write_batch_parts(self.out, batch_no, prepared, recorded_outcomes(prepared.valid),
@@ -156,6 +165,22 @@ class MirrorRun:
             runinfo.write_run(self.out, self.run)
         self.write_stats()
         return traffic.num_rows
+
+    def _in_arrival_order(self, valid: pa.Table) -> pa.Table:
+        """``valid`` with each ts raised to the latest ts already decided (the watermark).
+
+        A stateful stack decides in time order, as live traffic reaches it; a request that
+        arrives after a later one was decided is decided as of its arrival, never before.
+        Only the candidate sees the raised times: requests/ keeps each request's own ts.
+        """
+        if valid.num_rows == 0:
+            return valid
+        ts_type = valid.schema.field("ts").type
+        ts_us = valid["ts"].cast(pa.int64())
+        if self.watermark is not None:
+            ts_us = pc.max_element_wise(ts_us, pa.scalar(self.watermark, pa.int64()))
+        self.watermark = pc.max(ts_us).as_py()
+        return valid.set_column(valid.schema.get_field_index("ts"), "ts", ts_us.cast(ts_type))
 
     def write_stats(self) -> None:
         write_json_atomic(self.out / STATS_FILE, self.stats.as_dict())
