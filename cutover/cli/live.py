@@ -129,14 +129,15 @@ def load_cmd(
         raise InputError(f"{store}: no rows to send (check --since/--until)")
 
     def progress(summary, total: int) -> None:
-        err.print(f"\r{summary.sent:,}/{total:,} sent, {summary.ok:,} ok,"
-                  f" p99 {summary.percentile_ms(99):.1f} ms,"
-                  f" errors {sum(summary.errors.values())}", end="")
+        # Plain stderr, not rich: a carriage return rewrites the line in place.
+        typer.echo(f"\r{summary.sent:,}/{total:,} sent, {summary.ok:,} ok,"
+                   f" p99 {summary.percentile_ms(99):.1f} ms,"
+                   f" errors {sum(summary.errors.values())}   ", err=True, nl=False)
 
     summary = run_load(rows, target, mapping or fixtures_dir() / "mappings" /
                        "legacy_auth.toml", rate_per_s=rate, speed=factor, senders=senders,
                        on_progress=progress)
-    err.print()
+    typer.echo("", err=True)
     result = summary.as_dict()
     if as_json:
         typer.echo(json.dumps(result, sort_keys=True))

@@ -94,3 +94,20 @@ def test_load_schedule_rate_and_speed():
     ts_us = np.array([0, 1_000_000, 3_000_000], dtype=np.int64)
     assert _schedule(ts_us, 4.0, None).tolist() == [0.0, 0.25, 0.5]
     assert _schedule(ts_us, None, 2.0).tolist() == [0.0, 0.5, 1.5]
+
+
+def test_openapi_document_matches_the_app_and_the_schemas():
+    """docs/openapi.yaml names every route the app serves, and its Transaction and Decision
+    fields are exactly the wire's request columns and the DECISION schema."""
+    from pathlib import Path
+
+    import yaml
+
+    from cutover.domain import DECISION, REQUEST_COLUMNS
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs/openapi.yaml").read_text())
+    app = build_app(exact_candidate)
+    served = {r.path.replace("{sid}", "{session}") for r in app.routes}
+    assert set(doc["paths"]) == served
+    schemas = doc["components"]["schemas"]
+    assert list(schemas["Transaction"]["properties"]) == list(REQUEST_COLUMNS)
+    assert list(schemas["Decision"]["properties"]) == DECISION.names
