@@ -171,8 +171,10 @@ class Mirror:
 
     def _authorised(self, request: Request) -> bool:
         token = self.cfg.admin_token
+        if not token:
+            return False  # no token configured: the admin endpoints stay shut
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        return bool(token) and hmac.compare_digest(given.encode(), token.encode())
+        return hmac.compare_digest(given.encode(), token.encode())
 
     async def admin_status(self, request: Request) -> Response:
         if not self._authorised(request):

@@ -65,7 +65,6 @@ def start_in_thread(app: Any, host: str = HOST_DEFAULT, port: int = 0) -> Runnin
     """Serve ``app`` on a daemon thread; returns once it accepts connections."""
     sock = bind(host, port)
     server = uvicorn.Server(config(app, host, sock.getsockname()[1]))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
                               name="asgi-server")
     thread.start()

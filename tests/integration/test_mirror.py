@@ -58,8 +58,8 @@ def _no_pan_in(folder) -> None:
 
 def test_shadow_mode_replies_byte_equal_and_run_gates(trained, tmp_path):
     """Shadow mode: every client reply is byte-for-byte the legacy core's, every request is
-    committed once with both outcomes, no card number reaches disk, and the run directory
-    reports (conservation holds) and gates like a replay's."""
+    committed once with both outcomes, no card number reaches disk, the admin endpoint needs
+    the token, and the run directory reports (conservation holds) and gates like a replay's."""
     store, models = trained
     rows = store_rows(store, limit=240)
     core = RecordingCore()
@@ -69,10 +69,17 @@ def test_shadow_mode_replies_byte_equal_and_run_gates(trained, tmp_path):
         server, mirror = start_in_thread(opts)
         try:
             sent = soap_client_send(server.url, rows, pan_rows=5)
+            import requests
+            refused = [requests.get(server.url + "/admin/status", timeout=5, headers=h).status_code
+                       for h in ({}, {"Authorization": "Bearer wrong"})]
+            allowed = requests.get(server.url + "/admin/status", timeout=5,
+                                   headers={"Authorization": "Bearer admin-test-token"})
         finally:
             server.stop()
             stop_mirror(mirror)
     core.stop()
+    assert refused == [403, 403] and allowed.json()["received"] == 240
+    assert server.url.startswith("http://127.0.0.1:")
     assert len(sent) == 240 and all(status == 200 for _, status, _ in sent)
     assert all(body == core.replies[txn_id] for txn_id, _, body in sent)
     diffs = read_parts(tmp_path / "run", "diffs")
