@@ -148,7 +148,7 @@ class Mirror:
             return "breaker_open"
         row = json_ready({k: txn.get(k) for k in REQUEST_COLUMNS}
                          | {"card_country": txn.get("card_country")
-                            or self.worker._bins(str(txn.get("card_bin", "")))})
+                            or self.worker.bin_country(str(txn.get("card_bin", "")))})
         try:
             reply = await self.candidate.post("/decide-batch", content=json.dumps(row).encode(),
                                               headers={"Content-Type": JSONL_TYPE})

@@ -58,7 +58,7 @@ class ShadowWorker:
         self._stop = threading.Event()
         self._flush = threading.Event()
         self._lock = threading.Lock()
-        self._bins = _bin_countries()
+        self.bin_country = _bin_countries()
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="mirror-shadow", daemon=True)
         self._thread.start()
@@ -96,7 +96,7 @@ class ShadowWorker:
             return None
         outcome = read_reply(self.mapping, self.codes, ex.reply, ex.status,
                              str(txn.get("currency")))
-        txn.setdefault("card_country", self._bins(str(txn.get("card_bin", ""))))
+        txn.setdefault("card_country", self.bin_country(str(txn.get("card_bin", ""))))
         return txn | outcome | {"legacy_latency_ms": ex.latency_ms}
 
     def _take(self, rows: list[dict[str, Any]], first_s: float | None) -> float | None:
