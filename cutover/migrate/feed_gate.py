@@ -21,15 +21,16 @@ FINDING_FIELDS: Final = frozenset({"field", "dimension", "segment", "metric", "b
                                    "q", "rows_replay", "rows_affected", "first_seen"})
 
 
-def _findings(report: dict[str, Any], source: str) -> list[dict[str, Any]]:
+def _findings(report: dict[str, Any], source: str) -> list[dict[str, Any]] | str:
+    """The findings, or why there are none to judge (a live run or a report whose traffic
+    store is gone has no feed health; that is shown as such, never as a finding-free pass)."""
     section = report.get("feed_health")
+    if section is None:
+        return "this report has no feed_health section (rebuild it with `cutover report`)"
     if not isinstance(section, dict) or not isinstance(section.get("findings"), list):
-        raise GateInputError(f"{source}: field feed_health.findings is missing; the policy's "
-                             "feed_checks need a report from this cutover (rerun "
-                             "`cutover report RUN_DIR`)")
+        raise GateInputError(f"{source}: field feed_health.findings must be a list")
     if section.get("note") and not section["findings"]:
-        raise GateInputError(f"{source}: feed_health was not computed ({section['note']}); "
-                             "the policy's feed_checks cannot be judged")
+        return str(section["note"])
     for i, f in enumerate(section["findings"]):
         if not isinstance(f, dict) or not set(f) >= FINDING_FIELDS:
             raise GateInputError(f"{source}: field feed_health.findings[{i}] needs "
@@ -72,7 +73,11 @@ def feed_checks(report: dict[str, Any], policy: Policy, source: str) -> list[Any
     if not policy.feed_checks:
         return []
     metrics = {m for group in policy.feed_checks for m in FEED_CHECKS[group]}
-    judged = [f for f in _findings(report, source)
+    findings = _findings(report, source)
+    if isinstance(findings, str):
+        return [Check("feed health", "not computed", "-", "-", True,
+                      f"feed health not judged: {findings}")]
+    judged = [f for f in findings
               if f["metric"] in metrics and f.get("gated", True)
               and float(f["q"]) <= policy.feed_fdr]
     judged = _explaining_first(judged)

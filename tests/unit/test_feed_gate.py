@@ -77,11 +77,17 @@ def test_quarantine_rate_is_judged_on_its_upper_bound():
     assert not check.passed and check.observed == "1.70% (850/50,000)"
 
 
-def test_a_report_without_feed_health_is_unusable_input():
-    """Feed checks on, no feed_health section: GateInputError naming the field."""
+def test_a_report_without_feed_health_says_so_and_a_broken_one_is_unusable():
+    """No section (a live run, an older report): one check reading "not computed" with the
+    reason; findings that are not a list: GateInputError naming the field."""
     report = make_report(50_000)
     del report["feed_health"]
-    with pytest.raises(GateInputError, match="feed_health.findings is missing"):
+    result = evaluate(report, parse_policy({"feed_checks": "all"}, "t"))
+    feed = [c for c in result.checks if c.name == "feed health"]
+    assert [(c.observed, c.passed) for c in feed] == [("not computed", True)]
+    assert "no feed_health section" in feed[0].message
+    report["feed_health"] = {"findings": "none"}
+    with pytest.raises(GateInputError, match="feed_health.findings must be a list"):
         evaluate(report, parse_policy({"feed_checks": "all"}, "t"))
 
 
