@@ -179,8 +179,11 @@ def _summary(acc: dict[str, Any], stack: Any, since: datetime, until: datetime) 
     for side in SIDES:
         out["sides"][side]["usd_indicative"] = _usd_totals(out["sides"][side]["by_currency"], rates)
     lg_usd, st_usd = out["sides"]["legacy"]["usd_indicative"], out["sides"]["stack"]["usd_indicative"]
-    out["stack_better_overall"] = (st_usd["fraud_caught"] >= lg_usd["fraud_caught"]
-                                   and st_usd["false_decline"] <= lg_usd["false_decline"])
+    # The verdict is the per-currency one, everywhere: a sum in indicative USD can say "better"
+    # while every currency's own column says "no". The USD comparison is kept, named as such.
+    out["stack_better_overall"] = bool(out["stack_better"]) and all(out["stack_better"].values())
+    out["stack_better_usd_indicative"] = (st_usd["fraud_caught"] >= lg_usd["fraud_caught"]
+                                          and st_usd["false_decline"] <= lg_usd["false_decline"])
     return out
 
 
