@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import pyarrow as pa
@@ -102,13 +102,19 @@ class CandidateResult:
     decisions: pa.Table | None
     error: str | None
     seconds: float
+    #: Wall time of each timed single decision (``decide``) of the batch's sample, in ms.
+    sample_ms: list[float] = field(default_factory=list)
 
 
 class CandidateSide:
     """A loaded candidate with the replay's conventions around it."""
 
-    def __init__(self, stack: Any) -> None:
+    def __init__(self, stack: Any, timer: Any = None) -> None:
         self.stack = stack
+        #: A second instance of the candidate whose single decisions are timed, so timing them
+        #: cannot change the state behind the replay's decisions.
+        self.timer = timer
+        self._timer_warm = False
         self._observe: Callable[[pa.Table], Any] | None = getattr(stack, "observe_labels", None)
         self._outcomes: Callable[[pa.Table], Any] | None = getattr(stack, "observe_outcomes",
                                                                     None)
@@ -154,8 +160,12 @@ class CandidateSide:
             return
         self._warm(_one_batch(request_columns(table)))
 
-    def decide(self, table: pa.Table) -> CandidateResult:
-        """Ask the stack about ``table`` (TRAFFIC rows); never raises for the stack's faults."""
+    def decide(self, table: pa.Table, sample_rows: int = 0) -> CandidateResult:
+        """Ask the stack about ``table`` (TRAFFIC rows); never raises for the stack's faults.
+
+        Then, when ``sample_rows`` > 0, time that many single decisions (``decide``) on rows
+        spread over the batch: a batch's time over its rows is not what one payment waits.
+        """
         started = time.perf_counter()
         try:
             out = self.stack.decide_batch(_one_batch(request_columns(table)))
@@ -163,7 +173,38 @@ class CandidateSide:
             _check_alignment(decisions, table)
         except Exception as exc:  # a candidate's bug is a finding, not a crash of the replay
             return CandidateResult(None, error_text(exc), time.perf_counter() - started)
-        return CandidateResult(decisions, None, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        return CandidateResult(decisions, None, seconds, self.time_single(table, sample_rows))
+
+    def time_single(self, table: pa.Table, rows: int) -> list[float]:
+        """ms of ``rows`` single ``decide`` calls on rows spread evenly over ``table``.
+
+        The calls go to ``timer``, a separate instance that sees only these rows, and the
+        answers are discarded, so the replay's decisions do not change. Without a timer, a
+        stack without ``decide`` or a call that raises there is no sample (the report says so).
+        """
+        decide_one = getattr(self.timer, "decide", None)
+        if decide_one is None or rows <= 0 or table.num_rows == 0:
+            return []
+        import numpy as np
+        picked = np.unique(np.linspace(0, table.num_rows - 1, min(rows, table.num_rows)).astype(int))
+        txns = request_columns(table).take(pa.array(picked)).to_pylist()
+        if not self._timer_warm:
+            # The first call pays for lazy imports and caches once per process, not per payment.
+            self._timer_warm = True
+            try:
+                decide_one(txns[0])
+            except Exception:  # the timed calls below meet the same fault and skip it
+                pass
+        out = []
+        for txn in txns:
+            started = time.perf_counter_ns()
+            try:
+                decide_one(txn)
+            except Exception:  # a failing single call is not a latency; the batch judged errors
+                continue
+            out.append((time.perf_counter_ns() - started) / 1e6)
+        return out
 
 
 def _one_batch(table: pa.Table) -> pa.RecordBatch:

@@ -183,12 +183,17 @@ def _latency(report: dict[str, Any], policy: Policy, source: str) -> list[Check]
         return []
     p99 = _field(report, "latency_ms.candidate.p99", source)
     if isinstance(p99, bool) or not isinstance(p99, int | float):
+        how = report["latency_ms"]["candidate"].get("how") if isinstance(
+            report["latency_ms"]["candidate"], dict) else None
         raise GateInputError(f"{source}: field latency_ms.candidate.p99 must be a number, "
-                             f"got {p99!r}")
+                             f"got {p99!r}" + (f" ({how})" if how else ""))
+    n = report["latency_ms"]["candidate"].get("n")
     limit = policy.max_latency_p99_ms
     passed = p99 <= limit
+    counted = f" over {n:,} timed single decisions" if isinstance(n, int) else ""
     return [Check("candidate latency p99", f"{p99:g} ms", "-", f"<= {limit:g} ms", passed,
-                  f"candidate latency p99: {p99:g} ms {'<=' if passed else '>'} {limit:g} ms")]
+                  f"candidate latency p99: {p99:g} ms {'<=' if passed else '>'} {limit:g} ms"
+                  f"{counted}")]
 
 
 def _drift(report: dict[str, Any], policy: Policy, source: str) -> list[Check]:

@@ -35,6 +35,7 @@ from cutover.replay.prefetch import prefetch
 from cutover.replay.stages import Prepared, combine, prepare
 from cutover.replay.warmup import WarmFeed
 from cutover.shadow.diff import count_categories
+from cutover.shadow.latency import read_sample, with_sample
 from cutover.shadow.diff_rules import DiffRules, default_rules_path, parse_diff_rules
 from cutover.store import runinfo
 from cutover.store.checkpoint import (
@@ -51,6 +52,10 @@ from cutover.store.stream import iter_input
 BATCH_ROWS_DEFAULT: Final = 65_536
 PREFETCH_BATCHES: Final = 2
 PENDING_COMMITS_MAX: Final = 2
+#: Single decisions timed per batch and per run (the candidate's latency in report.json):
+#: about 0.3 s of a replay for the reference stack at the maximum.
+LATENCY_SAMPLE_PER_BATCH: Final = 256
+LATENCY_SAMPLE_MAX: Final = 1024
 RULES_COPY: Final = "diff_rules.toml"
 #: What a replay writes into RUN_DIR; --force removes exactly these, nothing else.
 RUN_ENTRIES: Final = ("run.json", "checkpoint.json", "decisions", "diffs", RULES_COPY,
@@ -98,6 +103,7 @@ class _Run:
     run: dict[str, Any]
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("read", "legacy", "candidate", "commit", "report"), 0.0))
+    latency_sample_left: int = LATENCY_SAMPLE_MAX
 
 
 def _rules_text(rules: Path | None, previous: Checkpoint | None) -> tuple[str, str]:
@@ -202,8 +208,9 @@ def write_batch_parts(out: Path, batch_no: int, prepared: Prepared, outcomes: pa
         model_version = decisions["model_version"][0].as_py()
     # A failed batch still gets its (empty) decisions part, so the two folders always hold
     # the same batch numbers.
-    write_parquet_atomic(decisions if decisions is not None else DECISION.empty_table(),
-                         out / "decisions" / part_name(batch_no))
+    decisions = decisions if decisions is not None else DECISION.empty_table()
+    decisions = with_sample(decisions, getattr(decided, "sample_ms", None) or [])
+    write_parquet_atomic(decisions, out / "decisions" / part_name(batch_no))
     write_parquet_atomic(diffs, out / "diffs" / part_name(batch_no))
     expected = {c: n for c, n in count_categories(diffs.filter(diffs["expected"])).items() if n}
     return BatchParts(diffs, dict(count_categories(diffs)), expected, model_version)
@@ -223,7 +230,8 @@ class _Committer:
         import pyarrow.parquet as pq
         if self.report is not None:
             diffs = pq.read_table(self.ctx.out / "diffs" / part_name(batch_no))
-            self.report.add(diffs, prepared.traffic)
+            self.report.add(diffs, prepared.traffic,
+                            read_sample(self.ctx.out / "decisions" / part_name(batch_no)))
 
     def commit(self, batch_no: int, prepared: Prepared, outcomes: pa.Table,
                decided: Any, rows_in_total: int) -> None:
@@ -240,7 +248,7 @@ class _Committer:
         cp.batches_committed, cp.rows_in = batch_no + 1, rows_in_total
         write_checkpoint(ctx.out, cp)
         if self.report is not None:
-            self.report.add(parts.diffs, prepared.traffic)
+            self.report.add(parts.diffs, prepared.traffic, getattr(decided, "sample_ms", []))
         ctx.timings["commit"] += time.perf_counter() - started
 
 
@@ -304,7 +312,9 @@ def _decide_all(ctx: _Run, candidate: CandidateSide, legacy: LegacySide,
             warm.feed(candidate, prepared.valid)
             candidate.observe_labels(prepared.valid)
             outcomes_future = legacy_pool.submit(_timed, legacy.authorize, prepared.valid)
-            decided = candidate.decide(prepared.valid)
+            decided = candidate.decide(prepared.valid, min(LATENCY_SAMPLE_PER_BATCH,
+                                                           ctx.latency_sample_left))
+            ctx.latency_sample_left -= len(decided.sample_ms)
             ctx.timings["candidate"] += decided.seconds
             outcomes, legacy_s = outcomes_future.result()
             ctx.timings["legacy"] += legacy_s
@@ -335,7 +345,7 @@ def run_replay(store: Path, out: Path, *, candidate: str = DEFAULT_CANDIDATE,
                limit: int | None = None, resume: bool = False, force: bool = False,
                rules: Path | None = None, batch_rows: int = BATCH_ROWS_DEFAULT,
                on_progress: Callable[..., Any] | None = None,
-               report: bool = True) -> ReplaySummary:
+               report: bool = True, latency_sample_max: int = LATENCY_SAMPLE_MAX) -> ReplaySummary:
     """Replay ``store`` through the legacy side and the candidate into the run directory ``out``.
 
     ``on_progress(rows_done)`` or ``on_progress(rows_done, rows_total_or_None)`` is called
@@ -355,9 +365,11 @@ def run_replay(store: Path, out: Path, *, candidate: str = DEFAULT_CANDIDATE,
         ctx = _create(plan, Path(store), Path(out), settings, narrowing, batch_rows)
         return _summary(ctx, ctx.checkpoint.rows_in, ctx.checkpoint.batches_committed,
                         time.perf_counter() - started, already_finished=True)
-    stack = CandidateSide(load_candidate(candidate, candidate_options))
+    timer = load_candidate(candidate, candidate_options) if latency_sample_max > 0 else None
+    stack = CandidateSide(load_candidate(candidate, candidate_options), timer)
     legacy_side = LegacySide(legacy, legacy_options)
     ctx = _create(plan, Path(store), Path(out), settings, narrowing, batch_rows)
+    ctx.latency_sample_left = max(latency_sample_max, 0)
     resumed_from = ctx.checkpoint.batches_committed
     if resumed_from:
         ctx.run["resumed_at"].append({"at": runinfo.utc_now(), "batch": resumed_from})

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from cutover.domain import CATEGORIES, MISMATCH_CATEGORIES, REPORT_VERSION
 from cutover.errors import InvariantBroken, StoreError
 from cutover.shadow.diff import SEGMENT_COLUMNS, at_stake_minor
+from cutover.shadow.latency import HOW, NOT_MEASURED, read_sample
 from cutover.stats import wilson
 
 READ_BATCH_ROWS: Final = 262_144
@@ -72,6 +73,8 @@ class _Totals:
         self.money: dict[str, Counter[str]] = defaultdict(Counter)
         self.latency = {"legacy": np.zeros(len(LATENCY_EDGES_MS) + 1, np.int64),
                         "candidate": np.zeros(len(LATENCY_EDGES_MS) + 1, np.int64)}
+        # Timed single decisions (cutover.shadow.latency): what the gate's latency check reads.
+        self.decide_latency = np.zeros(len(LATENCY_EDGES_MS) + 1, np.int64)
         self.segments = {d: defaultdict(Counter) for d in SEGMENT_COLUMNS}
         # Timeline counters per bucket of ``bucket_width`` minutes, buckets aligned on the epoch.
         self.bucket_width = BUCKET_MINUTES[0]
@@ -94,6 +97,13 @@ class _Totals:
         self._latency(t)
         self._segments(t, cat, mismatch)
         self._timeline(t, mismatch)
+
+    def add_latency_sample(self, sample_ms: list[float]) -> None:
+        """Fold one batch's timed single decisions (ms)."""
+        if len(sample_ms):
+            self.decide_latency += np.bincount(
+                np.searchsorted(LATENCY_EDGES_MS, np.asarray(sample_ms, np.float64)),
+                minlength=len(LATENCY_EDGES_MS) + 1)
 
     def _money(self, t: pa.Table, mismatch: np.ndarray) -> None:
         amount = _np(t["amount_minor"], 0).astype(np.int64)
@@ -275,9 +285,11 @@ class ReportState:
         self.drift = DriftState(plan)
         self.rules_reapplied = False
 
-    def add(self, diffs: pa.Table, traffic: pa.Table) -> None:
-        """Fold one batch: its DIFF rows and the TRAFFIC rows they answer."""
+    def add(self, diffs: pa.Table, traffic: pa.Table, sample_ms: list[float] | None = None) -> None:
+        """Fold one batch: its DIFF rows, the TRAFFIC rows they answer and its timed single
+        decisions."""
         self.totals.add(diffs.select(COLUMNS))
+        self.totals.add_latency_sample(sample_ms or [])
         self.drift.add(traffic)
 
 
@@ -354,6 +366,7 @@ def fold_run(run_dir: Path, run: dict[str, Any]) -> ReportState:
             if rules is not None:
                 table = _reapplied(table, decided, rules)
             state.totals.add(table.select(COLUMNS))
+        state.totals.add_latency_sample(read_sample(part.parent.parent / "decisions" / part.name))
     if run.get("store") and _store_files(run):
         _fold_traffic(run, state)
     return state
@@ -391,13 +404,26 @@ def finish_report(run_dir: Path, run: dict[str, Any], checkpoint: dict[str, Any]
         "rates": _rates(by_category, expected, rows_in),
         "money": {"by_currency": {c: {f: int(v.get(f, 0)) for f in MONEY_FIELDS}
                                   for c, v in sorted(totals.money.items())}},
-        "latency_ms": {side: _percentiles(h) for side, h in totals.latency.items()},
+        "latency_ms": _latency_section(totals),
         "errors": {c: by_category[c] for c in ("candidate_error", "legacy_error", "quarantined")},
         "segments": _segments_section(totals), "timeline": _timeline_section(totals),
         "drift": state.drift.finish(reference) if drift else {
             "features": [], "new_values": {}, "null_spikes": [],
             "note": "the traffic store of this run is gone; drift not computed"},
     }
+
+
+def _latency_section(totals: _Totals) -> dict[str, Any]:
+    """Legacy's recorded latency; the candidate's from timed single decisions (None when
+    none were timed, so a gate with a latency limit refuses the report rather than pass it);
+    the batch time per row beside it, named as what it is."""
+    n = int(totals.decide_latency.sum())
+    candidate: dict[str, Any] = _percentiles(totals.decide_latency) if n else \
+        {"p50": None, "p95": None, "p99": None}
+    return {"legacy": _percentiles(totals.latency["legacy"]),
+            "candidate": candidate | {"n": n, "how": HOW if n else NOT_MEASURED},
+            "candidate_batch_per_row": _percentiles(totals.latency["candidate"])
+            | {"how": "the candidate's decide_batch time divided by the batch's rows"}}
 
 
 def _run_section(run_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
