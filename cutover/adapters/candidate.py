@@ -95,6 +95,10 @@ def error_text(exc: BaseException) -> str:
     return text[:ERROR_TEXT_MAX]
 
 
+#: Wall time one batch may spend on timed single decisions.
+SAMPLE_BATCH_S_MAX: Final = 0.25
+
+
 @dataclass
 class CandidateResult:
     """The decisions (DECISION schema, input order) or the reason the batch failed."""
@@ -176,7 +180,8 @@ class CandidateSide:
         seconds = time.perf_counter() - started
         return CandidateResult(decisions, None, seconds, self.time_single(table, sample_rows))
 
-    def time_single(self, table: pa.Table, rows: int) -> list[float]:
+    def time_single(self, table: pa.Table, rows: int,
+                    seconds_max: float = SAMPLE_BATCH_S_MAX) -> list[float]:
         """ms of ``rows`` single ``decide`` calls on rows spread evenly over ``table``.
 
         The calls go to ``timer``, a separate instance that sees only these rows, and the
@@ -196,8 +201,13 @@ class CandidateSide:
                 decide_one(txns[0])
             except Exception:  # the timed calls below meet the same fault and skip it
                 pass
-        out = []
+        out: list[float] = []
+        # A slow candidate (20 ms a call over HTTP) must not double a replay's time: the sample
+        # stops at the time bound, and the report says how many calls it holds.
+        deadline = time.perf_counter() + seconds_max
         for txn in txns:
+            if time.perf_counter() > deadline:
+                break
             started = time.perf_counter_ns()
             try:
                 decide_one(txn)

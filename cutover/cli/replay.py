@@ -184,14 +184,17 @@ def report_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print report.json on stdout."),
 ) -> None:
     """Rebuild report.json and report.md of RUN_DIR from its diffs, and print the summary."""
-    from cutover.shadow.report import write_reports
+    from cutover.shadow.report import report_path, write_reports
     report = write_reports(run_dir)
+    path = report_path(run_dir, report["run"]["report_version_of_run"])
     if as_json:
         typer.echo(json.dumps(report, indent=2, sort_keys=True))
         return
     counts = report["counts"]
     verdict = "holds" if counts["conservation_ok"] else "BROKEN"
-    out.print(f"conservation {verdict}: {counts['in']:,} in; report: {run_dir / 'report.md'}")
+    # Earlier versions stay as they were: a plan may hold their sha256 as evidence.
+    out.print(f"conservation {verdict}: {counts['in']:,} in; report: {path} and "
+              f"{path.with_suffix('.md')} (earlier versions unchanged)")
     for table in report_tables(report):
         out.print(table)
 

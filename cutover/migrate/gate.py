@@ -8,7 +8,7 @@ cannot open a gate. A report that lacks a field the policy needs is unusable inp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from cutover.domain import MISMATCH_CATEGORIES, REPORT_VERSION, format_money
@@ -44,6 +44,8 @@ class GateResult:
     passed: bool
     phase: str = ""
     confidence: float = 0.95
+    #: What was judged: report path and sha256, run id, policy file and sha256, phase.
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failures(self) -> tuple[Check, ...]:
@@ -53,7 +55,7 @@ class GateResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for --json and the plan history."""
         return {"phase": self.phase, "passed": self.passed, "confidence": self.confidence,
-                "checks": [c.__dict__ for c in self.checks]}
+                "evidence": self.evidence, "checks": [c.__dict__ for c in self.checks]}
 
 
 def _field(report: dict[str, Any], path: str, source: str) -> Any:
@@ -268,8 +270,18 @@ def _segments(report: dict[str, Any], policy: Policy, source: str) -> list[Check
                   f" {what}")]
 
 
+def evidence_of(report: dict[str, Any], report_source: str, report_sha256: str,
+                policy_source: str, policy_sha256: str, phase: str) -> dict[str, Any]:
+    """The provenance every gate output names, so a reader knows exactly what was judged."""
+    run = report.get("run") if isinstance(report.get("run"), dict) else {}
+    return {"report": report_source, "report_sha256": report_sha256,
+            "run_id": run.get("run_id"), "policy": policy_source,
+            "policy_sha256": policy_sha256, "phase": phase}
+
+
 def evaluate(report: dict[str, Any], policy: Policy, confidence: float = 0.95, *,
-             phase: str = "", source: str = "report") -> GateResult:
+             phase: str = "", source: str = "report",
+             evidence: dict[str, Any] | None = None) -> GateResult:
     """Judge ``report`` against ``policy``; raise GateInputError if the report is unusable."""
     check_version(report, source)
     if not CONFIDENCE_MIN <= confidence <= CONFIDENCE_MAX:
@@ -279,4 +291,5 @@ def evaluate(report: dict[str, Any], policy: Policy, confidence: float = 0.95, *
               *_rates(report, policy, confidence, source), *_money(report, policy, source),
               *_latency(report, policy, source), *_drift(report, policy, source),
               *_segments(report, policy, source)]
-    return GateResult(tuple(checks), all(c.passed for c in checks), phase, confidence)
+    return GateResult(tuple(checks), all(c.passed for c in checks), phase, confidence,
+                      dict(evidence or {}))

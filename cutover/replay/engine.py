@@ -118,6 +118,8 @@ def _rules_text(rules: Path | None, previous: Checkpoint | None) -> tuple[str, s
 
 
 def _clear(out: Path) -> None:
+    for later in [*out.glob("report-*.json"), *out.glob("report-*.md")]:
+        later.unlink()
     for name in RUN_ENTRIES:
         target = out / name
         if target.is_dir():

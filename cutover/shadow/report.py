@@ -450,15 +450,38 @@ def _training(run: dict[str, Any]) -> tuple[list[Path], datetime, datetime] | No
         return None
 
 
-def write_reports(run_dir: Path, report: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write report.json and report.md (with charts) into ``run_dir``; return the report.
+#: Versions of a run's report beyond report.json: report-2.json ... (a bound on the search).
+REPORT_VERSIONS_MAX: Final = 10_000
 
-    ``report`` is the already-computed content (the engine's in-flight one); None rebuilds
-    it from the run's files.
+
+def report_path(run_dir: Path, version: int) -> Path:
+    """RUN_DIR/report.json for version 1, RUN_DIR/report-N.json after it."""
+    return Path(run_dir) / ("report.json" if version == 1 else f"report-{version}.json")
+
+
+def next_report_version(run_dir: Path) -> int:
+    """The first version whose report file does not exist yet."""
+    for version in range(1, REPORT_VERSIONS_MAX + 1):
+        if not report_path(run_dir, version).exists():
+            return version
+    raise StoreError(f"{run_dir}: {REPORT_VERSIONS_MAX} report versions already; start a new run")
+
+
+def write_reports(run_dir: Path, report: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the next version of the report (report.json, then report-2.json, ...) and its
+    Markdown (with charts) into ``run_dir``; return the report (``run.report_version_of_run``
+    is its version: ``report_path`` names its file).
+
+    A report once written never changes: a plan may have recorded its sha256 as the evidence
+    for a phase. ``report`` is the already-computed content (the engine's in-flight one);
+    None rebuilds it from the run's files.
     """
     from cutover.shadow.report_md import write_markdown
     from cutover.store.checkpoint import write_json_atomic
     report = build_report(run_dir) if report is None else report
-    write_json_atomic(Path(run_dir) / "report.json", report)
-    write_markdown(Path(run_dir), report)
+    version = next_report_version(Path(run_dir))
+    path = report_path(Path(run_dir), version)
+    report["run"]["report_version_of_run"] = version
+    write_json_atomic(path, report)
+    write_markdown(Path(run_dir), report, path.with_suffix(".md").name)
     return report

@@ -110,10 +110,10 @@ def render_markdown(report: dict[str, Any], charts: list[str]) -> str:
     return "\n".join(head + body) + "\n"
 
 
-def write_markdown(run_dir: Path, report: dict[str, Any]) -> Path:
-    """Draw the charts and write RUN_DIR/report.md."""
+def write_markdown(run_dir: Path, report: dict[str, Any], name: str = "report.md") -> Path:
+    """Draw the charts and write RUN_DIR/report.md (or ``name``, a later version's)."""
     from cutover.shadow.charts import draw_all
     charts = [str(p.relative_to(run_dir)) for p in draw_all(run_dir, report)]
-    path = Path(run_dir) / "report.md"
+    path = Path(run_dir) / name
     path.write_text(render_markdown(report, charts), encoding="utf-8")
     return path

@@ -9,7 +9,7 @@ from cutover.migrate.policy import Policy
 from cutover.replay.engine import run_replay
 from tests.replay_support import make_traffic, write_store
 
-SAMPLE = 12
+SAMPLE = 8
 
 
 @pytest.fixture(scope="module")
