@@ -94,6 +94,10 @@ def blockers(plan: Plan, events: list[Event], now: datetime, gate: GateResult) -
     return found
 
 
+#: The report's name when the caller gave no file (tests, library use): never compared as a file.
+DEFAULT_SOURCE: Final = "report"
+
+
 def changed_evidence(events: list[Event], evidence: dict[str, Any]) -> list[str]:
     """The report differs from one an earlier advance recorded for the same file or run.
 
@@ -105,7 +109,8 @@ def changed_evidence(events: list[Event], evidence: dict[str, Any]) -> list[str]
         if e.action != "advance" or not seen or seen.get("report_sha256") == \
                 evidence["report_sha256"]:
             continue
-        same_file = seen.get("report") == evidence["report"]
+        same_file = seen.get("report") not in (None, DEFAULT_SOURCE) and \
+            seen.get("report") == evidence["report"]
         same_run = seen.get("run_id") is not None and seen.get("run_id") == evidence["run_id"]
         if same_file or same_run:
             what = f"file {evidence['report']}" if same_file else f"run {evidence['run_id']}"
