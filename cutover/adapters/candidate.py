@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import pyarrow as pa
@@ -95,8 +95,8 @@ def error_text(exc: BaseException) -> str:
     return text[:ERROR_TEXT_MAX]
 
 
-#: Wall time one batch may spend on timed single decisions.
-SAMPLE_BATCH_S_MAX: Final = 0.25
+#: Wall time a replay may spend on timed single decisions.
+SAMPLE_S_MAX: Final = 2.0
 
 
 @dataclass
@@ -106,8 +106,6 @@ class CandidateResult:
     decisions: pa.Table | None
     error: str | None
     seconds: float
-    #: Wall time of each timed single decision (``decide``) of the batch's sample, in ms.
-    sample_ms: list[float] = field(default_factory=list)
 
 
 class CandidateSide:
@@ -118,7 +116,8 @@ class CandidateSide:
         #: A second instance of the candidate whose single decisions are timed, so timing them
         #: cannot change the state behind the replay's decisions.
         self.timer = timer
-        self._timer_warm = False
+        #: Requests kept for ``time_sample`` (bounded by the replay's sample size).
+        self.sample_rows: list[dict[str, Any]] = []
         self._observe: Callable[[pa.Table], Any] | None = getattr(stack, "observe_labels", None)
         self._outcomes: Callable[[pa.Table], Any] | None = getattr(stack, "observe_outcomes",
                                                                     None)
@@ -167,8 +166,8 @@ class CandidateSide:
     def decide(self, table: pa.Table, sample_rows: int = 0) -> CandidateResult:
         """Ask the stack about ``table`` (TRAFFIC rows); never raises for the stack's faults.
 
-        Then, when ``sample_rows`` > 0, time that many single decisions (``decide``) on rows
-        spread over the batch: a batch's time over its rows is not what one payment waits.
+        When ``sample_rows`` > 0, keep that many of its requests for ``time_sample``: a
+        batch's time over its rows is not what one payment waits.
         """
         started = time.perf_counter()
         try:
@@ -177,35 +176,40 @@ class CandidateSide:
             _check_alignment(decisions, table)
         except Exception as exc:  # a candidate's bug is a finding, not a crash of the replay
             return CandidateResult(None, error_text(exc), time.perf_counter() - started)
-        seconds = time.perf_counter() - started
-        return CandidateResult(decisions, None, seconds, self.time_single(table, sample_rows))
+        if sample_rows > 0:
+            self.keep_sample(table, sample_rows)
+        return CandidateResult(decisions, None, time.perf_counter() - started)
 
-    def time_single(self, table: pa.Table, rows: int,
-                    seconds_max: float = SAMPLE_BATCH_S_MAX) -> list[float]:
-        """ms of ``rows`` single ``decide`` calls on rows spread evenly over ``table``.
-
-        The calls go to ``timer``, a separate instance that sees only these rows, and the
-        answers are discarded, so the replay's decisions do not change. Without a timer, a
-        stack without ``decide`` or a call that raises there is no sample (the report says so).
-        """
-        decide_one = getattr(self.timer, "decide", None)
-        if decide_one is None or rows <= 0 or table.num_rows == 0:
-            return []
+    def keep_sample(self, table: pa.Table, rows: int) -> None:
+        """Keep ``rows`` requests spread evenly over ``table`` for ``time_sample``."""
+        if table.num_rows == 0:
+            return
         import numpy as np
         picked = np.unique(np.linspace(0, table.num_rows - 1, min(rows, table.num_rows)).astype(int))
-        txns = request_columns(table).take(pa.array(picked)).to_pylist()
-        if not self._timer_warm:
+        self.sample_rows += request_columns(table).take(pa.array(picked)).to_pylist()
+
+    def time_sample(self, seconds_max: float = SAMPLE_S_MAX) -> list[float]:
+        """ms of one single ``decide`` call for each kept request, in order.
+
+        The calls go to ``timer``, a separate instance that sees only these rows, and the
+        answers are discarded, so the replay's decisions do not change. They run after the
+        batches, when no reader or writer thread competes for the interpreter, so the figure
+        is the candidate's, not the harness's. No timer, no ``decide`` or a call that raises:
+        no sample for it (the report says how many calls it holds).
+        """
+        decide_one = getattr(self.timer, "decide", None)
+        if decide_one is None or not self.sample_rows:
+            return []
+        try:
             # The first call pays for lazy imports and caches once per process, not per payment.
-            self._timer_warm = True
-            try:
-                decide_one(txns[0])
-            except Exception:  # the timed calls below meet the same fault and skip it
-                pass
+            decide_one(self.sample_rows[0])
+        except Exception:  # the timed calls below meet the same fault and skip it
+            pass
         out: list[float] = []
         # A slow candidate (20 ms a call over HTTP) must not double a replay's time: the sample
-        # stops at the time bound, and the report says how many calls it holds.
+        # stops at the time bound.
         deadline = time.perf_counter() + seconds_max
-        for txn in txns:
+        for txn in self.sample_rows:
             if time.perf_counter() > deadline:
                 break
             started = time.perf_counter_ns()

@@ -162,22 +162,48 @@ def _money(report: dict[str, Any], policy: Policy, source: str) -> list[Check]:
     by_currency = _field(report, "money.by_currency", source)
     checks = []
     for field_name, attribute in MONEY_CHECKS:
-        limits = getattr(policy, attribute)
-        if not limits:
+        limits, total = policy.money_limits(attribute)
+        if not limits and total is None:
             continue
         label = field_name.removesuffix("_minor").replace("_", " ")
-        for currency in sorted(set(limits) | set(by_currency)):
-            observed = _int(report, f"money.by_currency.{currency}.{field_name}", source) \
-                if currency in by_currency else 0
-            limit = limits.get(currency)
-            # A currency with money at risk but no configured limit fails: nobody agreed to it.
-            passed = observed == 0 if limit is None else observed <= limit.amount_minor
-            shown_limit = "no limit set" if limit is None else f"<= {limit}"
-            checks.append(Check(f"{label} {currency}", format_money(observed, currency), "-",
-                                shown_limit, passed,
-                                f"{label} {currency}: {format_money(observed, currency)} "
-                                f"{'within' if passed else 'over'} {shown_limit}"))
+        observed = {c: _int(report, f"money.by_currency.{c}.{field_name}", source)
+                    for c in by_currency}
+        if total is not None:
+            checks.append(_total_check(label, observed, total, policy, source))
+        for currency in sorted(set(limits) | {c for c, v in observed.items() if v}):
+            seen, limit = observed.get(currency, 0), limits.get(currency)
+            if limit is None:
+                if total is not None:
+                    continue  # judged in the total
+                # Nobody agreed to money at risk in this currency: the plan must say, not the
+                # candidate take the blame (exit 2, not 1).
+                raise GateInputError(
+                    f"{source}: {label} {currency} is {format_money(seen, currency)} and the "
+                    f"policy sets no limit for {currency}; add it to gate.{attribute} or set "
+                    f"gate.{attribute}_total")
+            passed = seen <= limit.amount_minor
+            checks.append(Check(f"{label} {currency}", format_money(seen, currency), "-",
+                                f"<= {limit}", passed,
+                                f"{label} {currency}: {format_money(seen, currency)} "
+                                f"{'within' if passed else 'over'} <= {limit}"))
     return checks
+
+
+def _total_check(label: str, observed: dict[str, int], total: Any, policy: Policy,
+                 source: str) -> Check:
+    """One check over every currency, converted to the reference at the plan's rates."""
+    from cutover.errors import ConfigError
+    fx = policy.fx
+    try:
+        summed = sum(fx.to_reference_minor(v, c) for c, v in observed.items() if v)
+    except ConfigError as exc:
+        raise GateInputError(f"{source}: {label}: {exc} ({policy.fx_source})") from exc
+    shown = format_money(summed, fx.reference)
+    passed = summed <= total.amount_minor
+    rates = f"indicative rates of {fx.as_of.isoformat()}"
+    return Check(f"{label} total", f"{shown} ({rates})", "-", f"<= {total}", passed,
+                 f"{label}, all currencies in {fx.reference} at {rates} ({policy.fx_source}): "
+                 f"{shown} {'within' if passed else 'over'} <= {total}")
 
 
 def _latency(report: dict[str, Any], policy: Policy, source: str) -> list[Check]:

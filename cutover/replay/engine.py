@@ -35,7 +35,7 @@ from cutover.replay.prefetch import prefetch
 from cutover.replay.stages import Prepared, combine, prepare
 from cutover.replay.warmup import WarmFeed
 from cutover.shadow.diff import count_categories
-from cutover.shadow.latency import read_sample, with_sample
+from cutover.shadow.latency import LATENCY_FILE, read_sample, write_sample
 from cutover.shadow.diff_rules import DiffRules, default_rules_path, parse_diff_rules
 from cutover.store import runinfo
 from cutover.store.checkpoint import (
@@ -59,7 +59,8 @@ LATENCY_SAMPLE_MAX: Final = 1024
 RULES_COPY: Final = "diff_rules.toml"
 #: What a replay writes into RUN_DIR; --force removes exactly these, nothing else.
 RUN_ENTRIES: Final = ("run.json", "checkpoint.json", "decisions", "diffs", RULES_COPY,
-                      "report.json", "report.md", "charts", "ledger.db", "commits")
+                      "report.json", "report.md", "charts", "ledger.db", "commits",
+                      LATENCY_FILE)
 Progress = Callable[[int, int | None], None]
 
 
@@ -211,7 +212,6 @@ def write_batch_parts(out: Path, batch_no: int, prepared: Prepared, outcomes: pa
     # A failed batch still gets its (empty) decisions part, so the two folders always hold
     # the same batch numbers.
     decisions = decisions if decisions is not None else DECISION.empty_table()
-    decisions = with_sample(decisions, getattr(decided, "sample_ms", None) or [])
     write_parquet_atomic(decisions, out / "decisions" / part_name(batch_no))
     write_parquet_atomic(diffs, out / "diffs" / part_name(batch_no))
     expected = {c: n for c, n in count_categories(diffs.filter(diffs["expected"])).items() if n}
@@ -232,8 +232,7 @@ class _Committer:
         import pyarrow.parquet as pq
         if self.report is not None:
             diffs = pq.read_table(self.ctx.out / "diffs" / part_name(batch_no))
-            self.report.add(diffs, prepared.traffic,
-                            read_sample(self.ctx.out / "decisions" / part_name(batch_no)))
+            self.report.add(diffs, prepared.traffic)
 
     def commit(self, batch_no: int, prepared: Prepared, outcomes: pa.Table,
                decided: Any, rows_in_total: int) -> None:
@@ -250,7 +249,7 @@ class _Committer:
         cp.batches_committed, cp.rows_in = batch_no + 1, rows_in_total
         write_checkpoint(ctx.out, cp)
         if self.report is not None:
-            self.report.add(parts.diffs, prepared.traffic, getattr(decided, "sample_ms", []))
+            self.report.add(parts.diffs, prepared.traffic)
         ctx.timings["commit"] += time.perf_counter() - started
 
 
@@ -314,9 +313,9 @@ def _decide_all(ctx: _Run, candidate: CandidateSide, legacy: LegacySide,
             warm.feed(candidate, prepared.valid)
             candidate.observe_labels(prepared.valid)
             outcomes_future = legacy_pool.submit(_timed, legacy.authorize, prepared.valid)
-            decided = candidate.decide(prepared.valid, min(LATENCY_SAMPLE_PER_BATCH,
-                                                           ctx.latency_sample_left))
-            ctx.latency_sample_left -= len(decided.sample_ms)
+            kept = min(LATENCY_SAMPLE_PER_BATCH, ctx.latency_sample_left)
+            decided = candidate.decide(prepared.valid, kept)
+            ctx.latency_sample_left -= kept
             ctx.timings["candidate"] += decided.seconds
             outcomes, legacy_s = outcomes_future.result()
             ctx.timings["legacy"] += legacy_s
@@ -384,13 +383,30 @@ def run_replay(store: Path, out: Path, *, candidate: str = DEFAULT_CANDIDATE,
                 ctx, stack, legacy_side, _progress_caller(on_progress), state)
         finally:
             legacy_side.close()
+        # The drift scan runs on a background thread: wait for it, so the timed single
+        # decisions compete with nothing of the harness.
+        scanned = reference.result() if reference is not None else None
+        _time_sample(ctx, stack, state)
         summary = _finish(ctx, rows_in, batches, model_version or stack.model_version,
                           resumed_from, started)
         if state is not None and reference is not None:
-            _write_report(ctx, state, reference.result())
+            _write_report(ctx, state, scanned)
     summary.timings_s = {k: round(v, 4) for k, v in ctx.timings.items()}
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _time_sample(ctx: _Run, candidate: CandidateSide, state: Any) -> None:
+    """Time the kept single decisions now that the batches are done; keep them in the run."""
+    started = time.perf_counter()
+    sample_ms = candidate.time_sample()
+    # A resumed run whose batches were all committed before has nothing new to time: the
+    # sample of the earlier invocation stands.
+    if sample_ms or not (ctx.out / LATENCY_FILE).exists():
+        write_sample(ctx.out, sample_ms)
+    if state is not None:
+        state.totals.add_latency_sample(read_sample(ctx.out))
+    ctx.timings["latency_sample"] = time.perf_counter() - started
 
 
 def _report_state(ctx: _Run, background: ThreadPoolExecutor) -> tuple[Any, Future[Any]]:

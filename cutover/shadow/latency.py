@@ -1,11 +1,10 @@
-"""The candidate's per-decision latency: timed single decisions, kept with each batch's decisions.
+"""The candidate's per-decision latency: timed single decisions, kept in RUN_DIR/latency.json.
 
 A batch's time divided by its rows says how fast the stack is in bulk (0.002 ms a row), not
-how long one payment waits for an answer. So the replay times a sample of single ``decide``
-calls per batch (``cutover.adapters.candidate.CandidateSide.time_single``) and keeps them in
-the batch's decisions part (Parquet schema metadata, written atomically with the part, so a
-resumed run keeps exactly the samples of the batches it committed). The report's candidate
-latency and the gate's latency check read these.
+how long one payment waits for an answer. So the replay keeps a sample of requests spread over
+its batches and, once the batches are done, times one single ``decide`` call for each on a
+second instance of the candidate (``cutover.adapters.candidate.CandidateSide.time_sample``).
+The report's candidate latency, and so the gate's latency check, read this file.
 """
 
 from __future__ import annotations
@@ -14,31 +13,33 @@ import json
 from pathlib import Path
 from typing import Final
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+from cutover.errors import StoreError
 
-#: Where a decisions part keeps its batch's timed single decisions (Parquet schema metadata).
-SAMPLE_KEY: Final = b"cutover.decide_latency_ms"
+LATENCY_FILE: Final = "latency.json"
 #: How report.json labels the figure.
-HOW: Final = ("timed single decide() calls on rows spread over each batch, during the batch "
-              "replay, by a second instance of the candidate (in process, sharing the cores "
-              "with the replay; one untimed warm-up call first)")
+HOW: Final = ("timed single decide() calls, one per request sampled evenly from every batch, "
+              "by a second instance of the candidate after the batch replay (in process; one "
+              "untimed warm-up call first)")
 NOT_MEASURED: Final = ("not measured: no timed single decisions (the candidate has no decide(), "
                        "every call raised, or the replay was asked for none)")
+#: A sample holds at most this many figures (the replay keeps far fewer).
+SAMPLE_MAX: Final = 100_000
 
 
-def with_sample(decisions: pa.Table, sample_ms: list[float]) -> pa.Table:
-    """``decisions`` carrying ``sample_ms`` in its schema metadata (unchanged when empty)."""
-    if not sample_ms:
-        return decisions
-    meta = dict(decisions.schema.metadata or {})
-    meta[SAMPLE_KEY] = json.dumps([round(v, 4) for v in sample_ms]).encode()
-    return decisions.replace_schema_metadata(meta)
+def write_sample(run_dir: Path, sample_ms: list[float]) -> None:
+    """Write RUN_DIR/latency.json atomically."""
+    from cutover.store.checkpoint import write_json_atomic
+    write_json_atomic(Path(run_dir) / LATENCY_FILE,
+                      {"how": HOW, "sample_ms": [round(v, 4) for v in sample_ms[:SAMPLE_MAX]]})
 
 
-def read_sample(part: Path) -> list[float]:
-    """The timed single decisions a decisions part carries (empty when none were taken)."""
-    if not part.is_file():
+def read_sample(run_dir: Path) -> list[float]:
+    """The timed single decisions of a run (empty when none were taken)."""
+    path = Path(run_dir) / LATENCY_FILE
+    if not path.is_file():
         return []
-    raw = (pq.read_schema(part).metadata or {}).get(SAMPLE_KEY)
-    return [float(v) for v in json.loads(raw)] if raw else []
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))["sample_ms"]
+        return [float(v) for v in values[:SAMPLE_MAX]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"{path}: not a latency sample written by cutover: {exc}") from exc

@@ -285,11 +285,9 @@ class ReportState:
         self.drift = DriftState(plan)
         self.rules_reapplied = False
 
-    def add(self, diffs: pa.Table, traffic: pa.Table, sample_ms: list[float] | None = None) -> None:
-        """Fold one batch: its DIFF rows, the TRAFFIC rows they answer and its timed single
-        decisions."""
+    def add(self, diffs: pa.Table, traffic: pa.Table) -> None:
+        """Fold one batch: its DIFF rows and the TRAFFIC rows they answer."""
         self.totals.add(diffs.select(COLUMNS))
-        self.totals.add_latency_sample(sample_ms or [])
         self.drift.add(traffic)
 
 
@@ -366,7 +364,7 @@ def fold_run(run_dir: Path, run: dict[str, Any]) -> ReportState:
             if rules is not None:
                 table = _reapplied(table, decided, rules)
             state.totals.add(table.select(COLUMNS))
-        state.totals.add_latency_sample(read_sample(part.parent.parent / "decisions" / part.name))
+    state.totals.add_latency_sample(read_sample(run_dir))
     if run.get("store") and _store_files(run):
         _fold_traffic(run, state)
     return state

@@ -176,6 +176,8 @@ def _summary(acc: dict[str, Any], stack: Any, since: datetime, until: datetime) 
                    "(cutover/fixtures/gateways.toml sim_success, without outages), shown for reference only")
     out["stack_better"] = _verdict(out["sides"])
     rates = load_report_rates()
+    from cutover.stack.fx import default_fx_path, load_fx
+    out["usd_indicative_rates"] = load_fx().label(str(default_fx_path().name))
     for side in SIDES:
         out["sides"][side]["usd_indicative"] = _usd_totals(out["sides"][side]["by_currency"], rates)
     lg_usd, st_usd = out["sides"]["legacy"]["usd_indicative"], out["sides"]["stack"]["usd_indicative"]
@@ -226,13 +228,14 @@ def _true_p(rates: dict[str, dict[str, float]], stack: Any, route: pa.Array,
 
 
 def load_report_rates(path: Path | None = None) -> dict[str, float]:
-    """Indicative units-per-USD rates for headline totals (cutover/fixtures/routing.toml [report])."""
-    path = Path(path) if path else fixtures_dir() / "routing.toml"
-    try:
-        doc = tomllib.loads(path.read_text())
-        return {str(k): float(v) for k, v in doc["report"]["units_per_usd"].items()}
-    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read [report.units_per_usd]: {exc}") from exc
+    """Indicative units-per-USD rates for headline totals (cutover/fixtures/fx/indicative.toml,
+    the same rates a plan's money limits use)."""
+    from cutover.stack.fx import load_fx
+    fx = load_fx(path)
+    if fx.reference != "USD":
+        raise ConfigError(f"{path}: evaluate sums in USD; the rates file's reference is "
+                          f"{fx.reference}")
+    return dict(fx.units_per_reference)
 
 
 def _usd_totals(by_currency: dict[str, dict[str, int]], rates: dict[str, float]) -> dict[str, Any]:

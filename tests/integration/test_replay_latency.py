@@ -44,7 +44,7 @@ def test_a_candidate_sleeping_20_ms_a_decision_fails_a_10_ms_latency_gate(store,
 def test_a_fast_candidate_passes_the_same_check_and_a_resumed_report_keeps_the_sample(store, tmp_path):
     """The mirror without sleep passes a 1 s limit (the check can pass; 10 ms would be flaky on a
     shared machine); rebuilding the report from the parts gives the same candidate latency
-    (the samples live in the decisions parts)."""
+    (the sample lives in RUN_DIR/latency.json)."""
     from cutover.shadow.report import build_report
 
     report = _replay(store, tmp_path / "fast", "exact_candidate")

@@ -1,0 +1,70 @@
+"""Indicative exchange rates: one way to add money of different currencies into one figure.
+
+A plan's money limits in one reference currency, `cutover evaluate`'s headline totals and the
+TUI's amount sort all need to compare a naira with a dollar. They read one rates file with its
+date (cutover/fixtures/fx/indicative.toml by default), so every converted figure can say which
+rates made it. Conversion is for judging and sorting only: money itself stays integer minor
+units in its own currency (``cutover.domain``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+from typing import Final
+
+from pydantic import Field, PositiveFloat, field_validator
+
+from cutover.config import StrictModel, config_model, load
+from cutover.domain import MoneyError, currency_exponent
+from cutover.errors import ConfigError
+from cutover.paths import fixtures_dir
+
+DEFAULT_FX: Final = ("fx", "indicative.toml")
+
+
+@config_model("fx", "cutover/fixtures/fx/*.toml (a plan's [money] fx = ...)")
+class FxRates(StrictModel):
+    """Indicative rates: units of each currency per one unit of the reference currency."""
+
+    as_of: dt.date = Field(description="The date the rates were taken.")
+    reference: str = Field(description="ISO 4217 code every amount is converted into.")
+    note: str = Field("", description="Where the rates come from, in words.")
+    units_per_reference: dict[str, PositiveFloat] = Field(
+        description="Units of each currency per one unit of the reference currency.")
+
+    @field_validator("reference")
+    @classmethod
+    def _known(cls, code: str) -> str:
+        try:
+            currency_exponent(code)
+        except MoneyError as exc:
+            raise ValueError(str(exc)) from exc
+        return code
+
+    def label(self, source: str) -> str:
+        """How a converted figure names its rates."""
+        return f"{self.reference} at indicative rates of {self.as_of.isoformat()} ({source})"
+
+    def to_reference_minor(self, amount_minor: int, currency: str) -> int:
+        """``amount_minor`` of ``currency`` in minor units of the reference currency (rounded
+        half away from zero); ConfigError when the file has no rate for ``currency``."""
+        rate = self.units_per_reference.get(currency)
+        if rate is None:
+            raise ConfigError(f"no indicative rate for {currency}; known: "
+                              f"{', '.join(sorted(self.units_per_reference))}")
+        major = amount_minor / 10 ** currency_exponent(currency) / rate
+        scaled = major * 10 ** currency_exponent(self.reference)
+        return int(scaled + 0.5) if scaled >= 0 else -int(-scaled + 0.5)
+
+
+def default_fx_path() -> Path:
+    """The shipped rates file."""
+    return fixtures_dir().joinpath(*DEFAULT_FX)
+
+
+@lru_cache(maxsize=8)
+def load_fx(path: Path | None = None) -> FxRates:
+    """Read and validate a rates file (the shipped one by default)."""
+    return load(FxRates, Path(path) if path else default_fx_path())
