@@ -32,6 +32,7 @@ from cutover.domain import CATEGORIES, MISMATCH_CATEGORIES, REPORT_VERSION
 from cutover.errors import InvariantBroken, StoreError
 from cutover.shadow.diff import SEGMENT_COLUMNS, at_stake_minor
 from cutover.shadow.latency import HOW, NOT_MEASURED, read_sample
+from cutover.stack.money import SIDE_MEASURES, SIDES, side_masks
 from cutover.stats import wilson
 
 READ_BATCH_ROWS: Final = 262_144
@@ -40,12 +41,18 @@ LATENCY_EDGES_MS: Final = np.logspace(-3, 6, 1801)
 SEGMENTS_PER_DIMENSION: Final = 10
 TIMELINE_BUCKETS_MAX: Final = 200
 BUCKET_MINUTES: Final = (1, 5, 15, 60, 360, 1440, 10080)
+#: Per side and currency, the money model's measures (cutover.stack.money, docs/money.md)
+#: and the fees the side's approvals pay: what the evaluation and the ledger books also count.
+SIDE_FIELDS: Final = tuple(f"{m}_{side}_{unit}" for side in SIDES
+                           for m in (*SIDE_MEASURES, "fees") for unit in ("minor", "count")
+                           if not (m == "fees" and unit == "count"))
 MONEY_FIELDS: Final = ("approved_volume_legacy_minor", "approved_volume_candidate_minor",
                        "false_decline_minor", "false_decline_count", "fraud_let_through_minor",
                        "fraud_let_through_count", "fraud_caught_minor", "fraud_caught_count",
-                       "at_stake_minor")
+                       "at_stake_minor", *SIDE_FIELDS,
+                       "fraud_label_unknown_count", "chargeback_label_unknown_count")
 COLUMNS: Final = ["txn_id", "ts", "category", "expected", "amount_minor", "currency",
-                  *SEGMENT_COLUMNS, "is_fraud", "legacy_decision", "legacy_fee_minor",
+                  *SEGMENT_COLUMNS, "is_fraud", "chargeback", "legacy_decision", "legacy_fee_minor",
                   "legacy_latency_ms", "candidate_decision", "candidate_fee_minor",
                   "candidate_latency_ms"]
 
@@ -122,6 +129,7 @@ class _Totals:
             if not name.startswith("approved"):
                 columns[f"{name}_count"] = pa.array(mask.astype(np.int64))
         columns["at_stake_minor"] = pa.array(np.where(mismatch, at_stake_minor(t), 0))
+        columns.update(_side_columns(t, amount, fraud))
         grouped = pa.table(columns).group_by("currency").aggregate(
             [(c, "sum") for c in columns if c != "currency"])
         for row in grouped.to_pylist():
@@ -194,6 +202,26 @@ class _Totals:
             self.buckets = np.pad(self.buckets, pad)
             self.bucket_mismatches = np.pad(self.bucket_mismatches, pad)
             self.bucket_base -= before
+
+
+def _side_columns(t: pa.Table, amount: np.ndarray, fraud: np.ndarray) -> dict[str, pa.Array]:
+    """Both sides' money-model measures (amount and count) and fees, per row."""
+    chargeback = np.asarray(_np(t["chargeback"], False), dtype=bool)
+    columns: dict[str, pa.Array] = {}
+    for side in SIDES:
+        decision = t[f"{side}_decision"]
+        masks = side_masks(_is(decision, "approve"), _is(decision, "decline"),
+                           _is(decision, "review"), fraud, chargeback)
+        for measure, mask in masks.items():
+            columns[f"{measure}_{side}_minor"] = pa.array(np.where(mask, amount, 0))
+            columns[f"{measure}_{side}_count"] = pa.array(mask.astype(np.int64))
+        fee = _np(t[f"{side}_fee_minor"], 0).astype(np.int64)
+        columns[f"fees_{side}_minor"] = pa.array(np.where(masks["approved"] & (fee > 0), fee, 0))
+    columns["fraud_label_unknown_count"] = pa.array(
+        t["is_fraud"].is_null().to_numpy(zero_copy_only=False).astype(np.int64))
+    columns["chargeback_label_unknown_count"] = pa.array(
+        t["chargeback"].is_null().to_numpy(zero_copy_only=False).astype(np.int64))
+    return columns
 
 
 def _minute(us: int) -> int:
@@ -463,6 +491,12 @@ def next_report_version(run_dir: Path) -> int:
         if not report_path(run_dir, version).exists():
             return version
     raise StoreError(f"{run_dir}: {REPORT_VERSIONS_MAX} report versions already; start a new run")
+
+
+def latest_report_path(run_dir: Path) -> Path | None:
+    """The run's newest report version, or None when it has none."""
+    version = next_report_version(Path(run_dir)) - 1
+    return report_path(Path(run_dir), version) if version >= 1 else None
 
 
 def write_reports(run_dir: Path, report: dict[str, Any] | None = None) -> dict[str, Any]:

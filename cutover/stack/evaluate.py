@@ -24,6 +24,7 @@ from cutover.domain import currency_exponent
 from cutover.errors import ConfigError, InputError
 from cutover.paths import fixtures_dir
 from cutover.stack.features import HISTORY_US
+from cutover.stack.money import SIDE_MEASURES, decision_masks, side_masks
 
 SIDES: Final = ("legacy", "stack")
 TOTAL_KEYS: Final = ("fraud_minor", "fraud_caught_minor", "false_decline_minor", "approved_minor",
@@ -48,27 +49,28 @@ def _empty_side() -> dict[str, Any]:
             "by_currency": defaultdict(lambda: defaultdict(int))}
 
 
-def _score_side(acc: dict[str, Any], decision: np.ndarray, fraud: np.ndarray, amount: np.ndarray,
-                currency: np.ndarray, fee: np.ndarray, p_success: np.ndarray) -> None:
-    approved, declined = decision == "approve", decision == "decline"
-    caught = fraud & ~approved
-    false_decline = declined & ~fraud
+def _score_side(acc: dict[str, Any], decision: np.ndarray, fraud: np.ndarray,
+                chargeback: np.ndarray, amount: np.ndarray, currency: np.ndarray, fee: np.ndarray,
+                p_success: np.ndarray) -> None:
+    """Fold one side's decisions; money by the money model (cutover.stack.money), as the
+    replay report and the ledger count it."""
+    approved, declined, reviewed = decision_masks(decision)
+    masks = side_masks(approved, declined, reviewed, fraud, chargeback)
     acc["rows"] += len(decision)
     acc["approved"] += int(approved.sum())
     acc["declined"] += int(declined.sum())
-    acc["reviewed"] += int((decision == "review").sum())
+    acc["reviewed"] += int(reviewed.sum())
     acc["fraud_rows"] += int(fraud.sum())
-    acc["fraud_caught_count"] += int(caught.sum())
-    acc["false_decline_count"] += int(false_decline.sum())
+    acc["fraud_caught_count"] += int(masks["fraud_caught"].sum())
+    acc["false_decline_count"] += int(masks["false_decline"].sum())
     acc["p_success_sum"] += float(np.nansum(np.where(approved, p_success, 0.0)))
     for cur in np.unique(currency):
         m = currency == cur
         bucket = acc["by_currency"][str(cur)]
         bucket["fraud_minor"] += int(amount[m & fraud].sum())
-        bucket["fraud_caught_minor"] += int(amount[m & caught].sum())
-        bucket["false_decline_minor"] += int(amount[m & false_decline].sum())
-        bucket["approved_minor"] += int(amount[m & approved].sum())
-        bucket["fees_minor"] += int(fee[m & approved].sum())
+        for measure in SIDE_MEASURES:
+            bucket[f"{measure}_minor"] += int(amount[m & masks[measure]].sum())
+        bucket["fees_minor"] += int(fee[m & approved & (fee > 0)].sum())
 
 
 def evaluate(store: Path, registry: Path, since: datetime, until: datetime,
@@ -120,10 +122,12 @@ def _one_batch(stack: Any, batch: pa.RecordBatch, acc: dict[str, Any]) -> None:
     legacy_ok = batch.column("gateway_ok")
     legacy_decision = np.asarray(batch.column("legacy_decision").to_pylist(), dtype=object)
     stack_decision = np.asarray(decisions.column("decision").to_pylist(), dtype=object)
-    _score_side(acc["legacy"], legacy_decision, fraud, amount, currency,
-                batch.column("legacy_fee_minor").to_numpy(), _legacy_p(stack, batch))
-    _score_side(acc["stack"], stack_decision, fraud, amount, currency,
-                decisions.column("fee_minor").to_numpy(),
+    chargeback = pc.fill_null(batch.column("chargeback"), False).to_numpy(zero_copy_only=False)
+    _score_side(acc["legacy"], legacy_decision, fraud, chargeback, amount, currency,
+                pc.fill_null(batch.column("legacy_fee_minor"), 0).to_numpy(),
+                _legacy_p(stack, batch))
+    _score_side(acc["stack"], stack_decision, fraud, chargeback, amount, currency,
+                pc.fill_null(decisions.column("fee_minor"), 0).to_numpy(),
                 decisions.column("p_success").to_numpy(zero_copy_only=False))
     if acc["true_rates"]:
         for side, decision, route in (("legacy", legacy_decision, batch.column("legacy_route")),

@@ -130,3 +130,27 @@ def test_help_lists_the_command_groups_with_a_purpose():
                     "report", "explain", "calibrate", "shadow", "gate", "plan", "tui"):
         line = re.search(rf"│ {command}\s+(\S.*?)\s*│", result.stdout)
         assert line and len(line.group(1)) > 10, command
+
+
+def test_report_evaluation_and_ledger_agree_per_currency_and_measure(two_demos):
+    """One money model: report.json equals evaluation.json (each side) and `shadow compare`
+    (each book) for every currency and measure of the demo; compare exits 0 saying so."""
+    root, first, _ = two_demos
+    demo = root / "a"
+    money = json.loads((demo / "run/report.json").read_text())["money"]["by_currency"]
+    evaluation = json.loads((demo / "evaluation.json").read_text())
+    compared = 0
+    for side, named in (("legacy", "legacy"), ("stack", "candidate")):
+        for currency, figures in evaluation["sides"][side]["by_currency"].items():
+            for measure in ("approved", "fraud_caught", "fraud_let_through", "false_decline",
+                            "fraud_loss", "dispute_loss", "fraud_pending", "fees"):
+                assert figures[f"{measure}_minor"] == \
+                    money[currency][f"{measure}_{named}_minor"], (side, currency, measure)
+                compared += 1
+    done = subprocess.run([CUTOVER, "shadow", "compare", str(demo / "run"), "--json"],
+                          capture_output=True, text=True, timeout=60)
+    checked = json.loads(done.stdout)["against_report"]
+    assert done.returncode == 0 and checked and all(c["agrees"] for c in checked)
+    assert {c["measure"] for c in checked} == {"captured", "fees", "fraud_losses",
+                                               "dispute_losses"}
+    assert compared >= 8 * 2 * 5
