@@ -15,9 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cutover.cli.diff_list import diff_list_cmd
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-diff_app = typer.Typer(help="Look into a replay's diffs.", no_args_is_help=True)
+diff_app = typer.Typer(help="Look into a replay's diffs: list them with filters, show one.",
+                       no_args_is_help=True)
 
 JSON_HELP = "Print one JSON object on stdout instead of tables."
 RUN_DIR_HELP = "A replay run directory (written by `cutover replay`)."
@@ -30,6 +33,7 @@ def register(app: typer.Typer) -> None:
     app.command("explain")(explain_cmd)
     app.command("calibrate")(calibrate_cmd)
     diff_app.command("show")(explain_cmd)
+    diff_app.command("list")(diff_list_cmd)
     app.add_typer(diff_app, name="diff")
 
 
@@ -214,7 +218,8 @@ def explain_cmd(
     txn_id: str = typer.Argument(..., help="The transaction to explain."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """One transaction side by side: legacy and candidate outcome, the deepdiff, reason codes."""
+    """One transaction side by side: legacy and candidate outcome, the deepdiff, reason codes
+    (`cutover explain` and `cutover diff show` are the same command)."""
     from cutover.cli.explain_view import render_tree
     from cutover.shadow.drilldown import explain
     result = explain(run_dir, txn_id)

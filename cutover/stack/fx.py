@@ -14,6 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, PositiveFloat, field_validator
 
 from cutover.config import StrictModel, config_model, load
@@ -57,6 +60,32 @@ class FxRates(StrictModel):
         major = amount_minor / 10 ** currency_exponent(currency) / rate
         scaled = major * 10 ** currency_exponent(self.reference)
         return int(scaled + 0.5) if scaled >= 0 else -int(-scaled + 0.5)
+
+
+def reference_amounts(fx: FxRates, amount_minor: np.ndarray, currency: pa.Array
+                      ) -> np.ndarray:
+    """Each amount in major units of the reference currency (NaN for a currency without a
+    rate): vectorised, for sorting and filtering mixed currencies."""
+    codes = sorted(fx.units_per_reference)
+    per_minor = np.array([1.0 / (10 ** _exponent(c) * fx.units_per_reference[c]) for c in codes]
+                         + [np.nan])
+    index = pc.fill_null(pc.index_in(currency, value_set=pa.array(codes, pa.string())),
+                         len(codes)).to_numpy(zero_copy_only=False)
+    return np.asarray(amount_minor, np.float64) * per_minor[index]
+
+
+def min_amount_minor(fx: FxRates, reference_major: float) -> dict[str, int]:
+    """Per currency with a rate, the smallest amount in its minor units worth at least
+    ``reference_major`` of the reference currency (a filter over mixed currencies)."""
+    return {c: int(np.ceil(reference_major * rate * 10 ** _exponent(c) - 1e-9))
+            for c, rate in fx.units_per_reference.items()}
+
+
+def _exponent(code: str) -> int:
+    try:
+        return currency_exponent(code)
+    except MoneyError as exc:
+        raise ConfigError(f"indicative rates: {exc}") from exc
 
 
 def default_fx_path() -> Path:
