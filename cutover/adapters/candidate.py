@@ -200,11 +200,8 @@ class CandidateSide:
         decide_one = getattr(self.timer, "decide", None)
         if decide_one is None or not self.sample_rows:
             return []
-        try:
-            # The first call pays for lazy imports and caches once per process, not per payment.
-            decide_one(self.sample_rows[0])
-        except Exception:  # the timed calls below meet the same fault and skip it
-            pass
+        # The first call pays for lazy imports and caches once per process, not per payment.
+        _timed_call(decide_one, self.sample_rows[0])
         out: list[float] = []
         # A slow candidate (20 ms a call over HTTP) must not double a replay's time: the sample
         # stops at the time bound.
@@ -212,13 +209,21 @@ class CandidateSide:
         for txn in self.sample_rows:
             if time.perf_counter() > deadline:
                 break
-            started = time.perf_counter_ns()
-            try:
-                decide_one(txn)
-            except Exception:  # a failing single call is not a latency; the batch judged errors
-                continue
-            out.append((time.perf_counter_ns() - started) / 1e6)
+            ms = _timed_call(decide_one, txn)
+            if ms is not None:
+                out.append(ms)
         return out
+
+
+def _timed_call(decide_one: Callable[[dict[str, Any]], Any], txn: dict[str, Any]) -> float | None:
+    """ms of one single decision, or None when it raised: a failing call is not a latency
+    (the replay's batch path judged the candidate's errors)."""
+    started = time.perf_counter_ns()
+    try:
+        decide_one(txn)
+    except Exception:  # noqa: BLE001 - any fault of the candidate's, measured as no sample
+        return None
+    return (time.perf_counter_ns() - started) / 1e6
 
 
 def _one_batch(table: pa.Table) -> pa.RecordBatch:

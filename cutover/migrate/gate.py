@@ -299,7 +299,8 @@ def _segments(report: dict[str, Any], policy: Policy, source: str) -> list[Check
 def evidence_of(report: dict[str, Any], report_source: str, report_sha256: str,
                 policy_source: str, policy_sha256: str, phase: str) -> dict[str, Any]:
     """The provenance every gate output names, so a reader knows exactly what was judged."""
-    run = report.get("run") if isinstance(report.get("run"), dict) else {}
+    found = report.get("run")
+    run: dict[str, Any] = found if isinstance(found, dict) else {}
     return {"report": report_source, "report_sha256": report_sha256,
             "run_id": run.get("run_id"), "policy": policy_source,
             "policy_sha256": policy_sha256, "phase": phase}

@@ -35,8 +35,8 @@ from cutover.replay.prefetch import prefetch
 from cutover.replay.stages import Prepared, combine, prepare
 from cutover.replay.warmup import WarmFeed
 from cutover.shadow.diff import count_categories
-from cutover.shadow.latency import LATENCY_FILE, read_sample, write_sample
 from cutover.shadow.diff_rules import DiffRules, default_rules_path, parse_diff_rules
+from cutover.shadow.latency import LATENCY_FILE, read_sample, write_sample
 from cutover.store import runinfo
 from cutover.store.checkpoint import (
     Checkpoint,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-from textual.widgets import DataTable, Input, Select
+from textual.widgets import DataTable, Input
 
 from cutover.stack.fx import load_fx, reference_amounts
 from cutover.tui.app import CutoverApp

@@ -7,7 +7,7 @@ merchant payable's credit balance negated).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import Engine, func, select
 
@@ -65,7 +65,7 @@ def compare_books(totals: dict[tuple[str, str, str], int]) -> list[dict[str, obj
     return rows
 
 
-def against_report(rows: list[dict[str, object]], report: dict[str, object]
+def against_report(rows: list[dict[str, Any]], report: dict[str, Any]
                    ) -> list[dict[str, object]]:
     """Each book's figure beside report.json's for the same currency and measure.
 
@@ -80,7 +80,7 @@ def against_report(rows: list[dict[str, object]], report: dict[str, object]
         figures = money.get(row["currency"]) if isinstance(money, dict) else None
         for side in ("legacy", "candidate"):
             field = REPORT_FIELDS[str(row["measure"])].format(side=side)
-            booked = int(row[f"{side}_minor"])  # type: ignore[call-overload]
+            booked = int(row[f"{side}_minor"])
             entry: dict[str, object] = {"measure": row["measure"], "currency": row["currency"],
                                         "book": side, "ledger_minor": booked,
                                         "report_field": field}

@@ -18,10 +18,11 @@ debit +, credit -):
                                       Dr DISPUTE_LOSS:<merchant>   Cr CARD_FUNDING:<customer>
 
 A chargeback refunds the cardholder (undoing the card funding) and books the amount as a loss
-attributed to the merchant: a fraud loss only for labelled fraud (docs/money.md). We deliberately do not claw it back from MERCHANT_PAYABLE: the
-legacy end-of-day file reports the payable as the total approved amount, gross of chargebacks,
-and keeping the payable gross lets reconciliation compare like with like. A fraud label without
-a chargeback posts nothing, because no money has moved yet.
+attributed to the merchant: a fraud loss only for labelled fraud (docs/money.md). We
+deliberately do not claw it back from MERCHANT_PAYABLE: the legacy end-of-day file reports the
+payable as the total approved amount, gross of chargebacks, and keeping the payable gross lets
+reconciliation compare like with like. A fraud label without a chargeback posts nothing,
+because no money has moved yet.
 
 ``decline``, ``review`` and ``error`` post nothing, nor does a quarantined row, nor a side
 whose decision is missing. An approved row without a route posts through
