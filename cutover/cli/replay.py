@@ -106,6 +106,7 @@ def replay_cmd(
     """
     from cutover.errors import InputError, InvariantBroken
     from cutover.replay import engine as local_engine
+    from cutover.replay.options import ReplayOptions
     if engine not in ("local", "ray"):
         raise InputError(f"--engine {engine!r}: expected local or ray")
     if engine == "local" and (address is not None or workers is not None):
@@ -117,13 +118,13 @@ def replay_cmd(
         from cutover.replay.ray_engine import import_ray, run_replay_ray
         import_ray()  # exit 2 with the install hint before anything else happens
         run = partial(run_replay_ray, address=address, workers=workers)
+    options = ReplayOptions(
+        candidate=candidate, candidate_options=_pairs(candidate_opt, "--candidate-opt"),
+        legacy=legacy, legacy_options=_legacy_options(wsdl, mapping, cassette, legacy_opt),
+        since=since, until=until, merchant=merchant, sample=sample, limit=limit, resume=resume,
+        force=force, rules=rules, batch_rows=batch_rows)
     with _progress(quiet or as_json) as on_progress:
-        summary = run(
-            store, run_dir, candidate=candidate,
-            candidate_options=_pairs(candidate_opt, "--candidate-opt"), legacy=legacy,
-            legacy_options=_legacy_options(wsdl, mapping, cassette, legacy_opt), since=since,
-            until=until, merchant=merchant, sample=sample, limit=limit, resume=resume,
-            force=force, rules=rules, batch_rows=batch_rows, on_progress=on_progress)
+        summary = run(store, run_dir, options, on_progress=on_progress)
     _print_summary(summary, as_json)
     if not summary.conservation_ok:
         raise InvariantBroken(f"conservation broken: {summary.rows_in:,} rows in, "
