@@ -27,7 +27,7 @@ from cutover.paths import fixtures_dir
 DEFAULT_FX: Final = ("fx", "indicative.toml")
 
 
-@config_model("fx", "cutover/fixtures/fx/*.toml (a plan's [money] fx = ...)")
+@config_model("fx", "cutover/fixtures/fx/*.toml (named by a plan's top-level fx)")
 class FxRates(StrictModel):
     """Indicative rates: units of each currency per one unit of the reference currency."""
 
