@@ -121,6 +121,9 @@ def _rules_text(rules: Path | None, previous: Checkpoint | None) -> tuple[str, s
 def _clear(out: Path) -> None:
     for later in [*out.glob("report-*.json"), *out.glob("report-*.md")]:
         later.unlink()
+    for charts in out.glob("charts-*"):
+        if charts.is_dir():
+            shutil.rmtree(charts)
     for name in RUN_ENTRIES:
         target = out / name
         if target.is_dir():
@@ -232,7 +235,10 @@ class _Committer:
         import pyarrow.parquet as pq
         if self.report is not None:
             diffs = pq.read_table(self.ctx.out / "diffs" / part_name(batch_no))
-            self.report.add(diffs, prepared.traffic)
+            decisions = self.ctx.out / "decisions" / part_name(batch_no)
+            self.report.add(diffs, prepared.traffic,
+                            pq.read_table(decisions, columns=["reason_codes"])
+                            if decisions.is_file() else None)
 
     def commit(self, batch_no: int, prepared: Prepared, outcomes: pa.Table,
                decided: Any, rows_in_total: int) -> None:
@@ -249,7 +255,7 @@ class _Committer:
         cp.batches_committed, cp.rows_in = batch_no + 1, rows_in_total
         write_checkpoint(ctx.out, cp)
         if self.report is not None:
-            self.report.add(parts.diffs, prepared.traffic)
+            self.report.add(parts.diffs, prepared.traffic, decided.decisions)
         ctx.timings["commit"] += time.perf_counter() - started
 
 

@@ -312,11 +312,22 @@ class ReportState:
         self.totals = _Totals()
         self.drift = DriftState(plan)
         self.rules_reapplied = False
+        self.reasons: Counter[str] = Counter()
 
-    def add(self, diffs: pa.Table, traffic: pa.Table) -> None:
-        """Fold one batch: its DIFF rows and the TRAFFIC rows they answer."""
+    def add(self, diffs: pa.Table, traffic: pa.Table, decisions: pa.Table | None = None) -> None:
+        """Fold one batch: its DIFF rows, the TRAFFIC rows they answer and the candidate's
+        decisions (their reason codes)."""
         self.totals.add(diffs.select(COLUMNS))
+        self.add_reasons(decisions)
         self.drift.add(traffic)
+
+    def add_reasons(self, decisions: pa.Table | None) -> None:
+        """Count each reason code the candidate gave (declines, reviews, skipped gateways)."""
+        if decisions is None or decisions.num_rows == 0:
+            return
+        counted = pc.value_counts(pc.list_flatten(decisions["reason_codes"]))
+        for item in counted.to_pylist():
+            self.reasons[item["values"]] += int(item["counts"])
 
 
 def drift_plan_for(run: dict[str, Any]) -> Any:
@@ -359,6 +370,22 @@ def _changed_rules(run_dir: Path, run: dict[str, Any]) -> Any:
     return load_diff_rules(path)
 
 
+def _reason_codes(part: Path) -> pa.Table | None:
+    """The reason codes of a diffs part's decisions part (None when it is gone)."""
+    decisions = part.parent.parent / "decisions" / part.name
+    return pq.read_table(decisions, columns=["reason_codes"]) if decisions.is_file() else None
+
+
+def _reasons_section(reasons: Counter[str]) -> dict[str, Any]:
+    """How often the candidate gave each reason code; ``pushed:`` codes are features that moved
+    the score without a truthful sentence (cutover.stack.reasons)."""
+    ranked = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {"counts": dict(ranked),
+            "note": "model: codes passed their sentence's check against the model's reference "
+                    "population; pushed: codes moved the score with no plain-language reason "
+                    "claimed"}
+
+
 def _p_success(part: Path) -> pa.Table:
     decisions = part.parent.parent / "decisions" / part.name
     if not decisions.is_file():
@@ -392,6 +419,7 @@ def fold_run(run_dir: Path, run: dict[str, Any]) -> ReportState:
             if rules is not None:
                 table = _reapplied(table, decided, rules)
             state.totals.add(table.select(COLUMNS))
+        state.add_reasons(_reason_codes(part))
     state.totals.add_latency_sample(read_sample(run_dir))
     if run.get("store") and _store_files(run):
         _fold_traffic(run, state)
@@ -431,6 +459,7 @@ def finish_report(run_dir: Path, run: dict[str, Any], checkpoint: dict[str, Any]
         "money": {"by_currency": {c: {f: int(v.get(f, 0)) for f in MONEY_FIELDS}
                                   for c, v in sorted(totals.money.items())}},
         "latency_ms": _latency_section(totals),
+        "reasons": _reasons_section(state.reasons),
         "errors": {c: by_category[c] for c in ("candidate_error", "legacy_error", "quarantined")},
         "segments": _segments_section(totals), "timeline": _timeline_section(totals),
         "drift": state.drift.finish(reference) if drift else {

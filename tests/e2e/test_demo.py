@@ -154,3 +154,14 @@ def test_report_evaluation_and_ledger_agree_per_currency_and_measure(two_demos):
     assert {c["measure"] for c in checked} == {"captured", "fees", "fraud_losses",
                                                "dispute_losses"}
     assert compared >= 8 * 2 * 5
+
+
+def test_report_md_lists_reason_codes_under_the_same_rule(two_demos):
+    """report.json counts the candidate's reason codes; category codes appear only as pushed:,
+    and report.md says what model: and pushed: mean."""
+    root, _, _ = two_demos
+    counts = json.loads((root / "a/run/report.json").read_text())["reasons"]["counts"]
+    assert counts and not {"model:channel_code", "model:mcc_code"} & set(counts)
+    assert any(c.startswith("rule:") for c in counts)
+    text = (root / "a/run/report.md").read_text()
+    assert "## Reason codes of the candidate" in text and "`pushed:` codes moved" in text

@@ -45,11 +45,15 @@ def _advance(machine, path):
 def test_a_re_report_leaves_the_recorded_report_and_the_next_advance_refuses_it(recorded):
     """report-2.json is written beside report.json (bytes unchanged); advancing on it is refused."""
     run = recorded["run"]
+    first_md = (run / "report.md").read_bytes()
+    first_charts = {p.name: p.read_bytes() for p in (run / "charts").iterdir()}
     (run / "diff_rules.toml").write_text((run / "diff_rules.toml").read_text() + "\n")
     again = write_reports(run)
     assert again["run"]["report_version_of_run"] == 2
-    assert (run / "report-2.json").is_file() and (run / "report-2.md").is_file()
+    assert (run / "report-2.json").is_file() and "charts-2/" in (run / "report-2.md").read_text()
     assert recorded["path"].read_bytes() == recorded["raw"]
+    assert (run / "report.md").read_bytes() == first_md
+    assert {p.name: p.read_bytes() for p in (run / "charts").iterdir()} == first_charts
     with pytest.raises(PlanError, match="evidence changed: run"):
         _advance(recorded["machine"], run / "report-2.json")
     history = recorded["machine"].state()[1]
