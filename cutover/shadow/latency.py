@@ -17,9 +17,10 @@ from cutover.errors import StoreError
 
 LATENCY_FILE: Final = "latency.json"
 #: How report.json labels the figure.
-HOW: Final = ("timed single decide() calls, one per request sampled evenly from every batch, "
-              "by a second instance of the candidate after the batch replay (in process; one "
-              "untimed warm-up call first)")
+HOW: Final = ("timed single decide() calls on requests sampled evenly from every batch, by a "
+              "second instance of the candidate after the batch replay (in process; one "
+              "untimed warm-up call first); each request's figure is the fastest of 3 calls, "
+              "so preemption on a shared machine is not counted as the candidate's")
 NOT_MEASURED: Final = ("not measured: no timed single decisions (the candidate has no decide(), "
                        "every call raised, or the replay was asked for none)")
 #: A sample holds at most this many figures (the replay keeps far fewer).

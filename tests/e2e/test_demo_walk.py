@@ -1,8 +1,9 @@
-"""End-to-end: `cutover demo --size 200000` walks the demo plan to `full` on clean traffic.
+"""End-to-end: `cutover demo --size 150000` (the default size) walks the demo plan to `full`
+on clean traffic.
 
-200,000 transactions give a replay window of about 70,000, enough for every phase's sample
-size; the plan's gates, approvals and (fast-forwarded) bake times are the same state machine
-`cutover plan advance` runs. About 45 s on a quiet 2-core machine, 90 s on a loaded one.
+150,000 transactions give a replay window of about 49,500, enough for every phase's sample
+size (full needs 45,000); the plan's gates, approvals and (fast-forwarded) bake times are the
+same state machine `cutover plan advance` runs.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parents[2]
 CUTOVER = str(Path(sys.executable).with_name("cutover"))
-WALK_SIZE = "200000"
+WALK_SIZE = "150000"
 PHASES = ["canary-1", "canary-5", "ramp-25", "ramp-50", "full"]
 
 
 @pytest.mark.slow
-def test_demo_with_200000_transactions_walks_the_plan_to_full(tmp_path):
+def test_demo_with_150000_transactions_walks_the_plan_to_full(tmp_path):
     """Five advances, each on the report.json whose sha256 the gate names; the last to full."""
     folder = tmp_path / "walk"
     done = subprocess.run([CUTOVER, "demo", "--dir", str(folder), "--size", WALK_SIZE],
