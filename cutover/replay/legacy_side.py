@@ -23,6 +23,7 @@ from cutover.errors import ConfigError
 #: Options of open_legacy passed through from the CLI, with their types.
 _OPTION_TYPES: dict[str, type] = {"calls_per_s": float, "in_flight_max": int, "workers": int,
                                   "connect_timeout_s": float, "read_timeout_s": float,
+                                  "deadline_s": float, "response_bytes_max": int,
                                   "retry_attempts_max": int, "address": str}
 
 
