@@ -254,44 +254,32 @@ def record_calls(mapping_path: Path | str, txns: list[dict[str, Any]], out: Path
 CARD_COUNTRY_UNKNOWN: Final = "ZZ"
 
 
-def _leaves(body: Any) -> dict[str, str]:
-    """Local name -> text of every leaf element of a SOAP body (parsed safely)."""
+def _operation_element(body: Any) -> Any:
+    """The first element inside the SOAP Body (the operation or reply), parsed safely."""
     from cutover.xmlsafe import parse_xml
 
     data = body.encode() if isinstance(body, str) else body
     root = parse_xml(data or b"")
-    return {el.tag.rsplit("}", 1)[-1]: (el.text or "").strip()
-            for el in root.iter() if isinstance(el.tag, str) and len(el) == 0}
+    soap_body = next((el for el in root if isinstance(el.tag, str)
+                      and el.tag.endswith("}Body")), None)
+    children = [el for el in soap_body if isinstance(el.tag, str)] if soap_body is not None \
+        else []
+    if not children:
+        raise ValueError("the SOAP Body is empty")
+    return children[0]
 
 
-def _request_row(mapping: Any, leaves: dict[str, str]) -> dict[str, Any]:
-    from datetime import UTC, datetime
+def _request_row(mapping: Any, body: Any) -> dict[str, Any]:
+    from cutover.adapters.mapping import read_request, xml_to_nested
 
-    from cutover.domain import to_minor
-    row: dict[str, Any] = {}
-    for fmap in mapping.request:
-        text = leaves.get(fmap.path[-1])
-        if text is None:
-            raise ValueError(f"request element {fmap.path[-1]} missing")
-        if fmap.fmt == "int_minor":
-            row[fmap.canonical] = int(text)
-        elif fmap.fmt == "decimal_major":
-            row[fmap.canonical] = to_minor(text, leaves.get(_currency_element(mapping), ""))
-        elif fmap.fmt == "datetime":
-            row[fmap.canonical] = datetime.strptime(text, fmap.pattern).replace(tzinfo=UTC)
-        else:
-            row[fmap.canonical] = text
+    row = read_request(mapping, xml_to_nested(_operation_element(body)))
     if find_pans(str(row.get("card_token", ""))):
         raise ValueError("card number in clear in the cassette")
     return row
 
 
-def _currency_element(mapping: Any) -> str:
-    return next((f.path[-1] for f in mapping.request if f.canonical == "currency"), "")
-
-
 def _outcome(mapping: Any, codes: Any, response: dict, currency: str) -> dict[str, Any]:
-    from cutover.adapters.mapping import read_response
+    from cutover.adapters.mapping import read_response, xml_to_nested
     from cutover.adapters.soap import vet_reply
     from cutover.adapters.transport import CallFailed
 
@@ -299,14 +287,14 @@ def _outcome(mapping: Any, codes: Any, response: dict, currency: str) -> dict[st
     body = body.encode() if isinstance(body, str) else body
     try:
         vet_reply(body, int(response["status"]["code"]), mapping.namespace)
-        leaves = _leaves(body)
-        if "faultcode" in leaves:
-            code = leaves["faultcode"].rsplit(":", 1)[-1]
+        element = _operation_element(body)
+        if element.tag.endswith("}Fault"):
+            code = str(xml_to_nested(element).get("faultcode", "")).rsplit(":", 1)[-1]
             return {"legacy_decision": "error", "legacy_code": "",
                     "legacy_reason": f"soap_fault:{code}"}
     except CallFailed as exc:
         return {"legacy_decision": "error", "legacy_code": "", "legacy_reason": exc.reason}
-    raw = read_response(mapping, leaves, currency)
+    raw = read_response(mapping, xml_to_nested(element), currency)
     code = raw.get("response_code") or ""
     decision, reason = codes.lookup(code)
     return {"legacy_decision": decision, "legacy_code": code, "legacy_reason": reason,
@@ -328,7 +316,7 @@ def import_cassette(path: Path, store: Path, mapping_path: Path | None) -> Any:
         if element_text(request.get("body"), txn_element) is None:
             continue  # a WSDL or schema fetch, not a transaction
         try:
-            row = _request_row(mapping, _leaves(request["body"]))
+            row = _request_row(mapping, request["body"])
             row |= _outcome(mapping, codes, response, row.get("currency", ""))
         except (ValueError, KeyError, TypeError, ArithmeticError, AdapterError) as exc:
             bad.append({"file": str(path), "line": number, "field": "interaction",

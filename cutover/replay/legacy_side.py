@@ -24,7 +24,8 @@ from cutover.errors import ConfigError
 _OPTION_TYPES: dict[str, type] = {"calls_per_s": float, "in_flight_max": int, "workers": int,
                                   "connect_timeout_s": float, "read_timeout_s": float,
                                   "deadline_s": float, "response_bytes_max": int,
-                                  "retry_attempts_max": int, "address": str}
+                                  "retry_attempts_max": int, "address": str,
+                                  "errors_file": str}
 
 
 def coerce_legacy_options(options: dict[str, Any] | None) -> dict[str, Any]:
