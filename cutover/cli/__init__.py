@@ -18,7 +18,7 @@ from cutover.errors import CutoverError, exit_code_for
 
 #: Area modules under cutover.cli; each exposes ``register(app)``. Order is the --help order.
 AREAS = ("demo", "sim", "files", "adapters", "soap", "stack", "replay", "shadow", "migrate",
-         "tui")
+         "tui", "live")
 
 app = typer.Typer(
     name="cutover",

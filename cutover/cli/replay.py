@@ -71,7 +71,8 @@ def replay_cmd(
     store: Path = typer.Argument(..., help="The traffic store (STORE/day=YYYY-MM-DD/*.parquet)."),
     run_dir: Path = typer.Option(..., "--out", help="The run directory to write."),
     candidate: str = typer.Option("cutover.stack:default_stack", "--candidate",
-                                  help="module:attr of the candidate stack or its factory."),
+                                  help="module:attr of the candidate stack or its factory, or"
+                                       " http://HOST:PORT of a service (cutover serve)."),
     candidate_opt: list[str] = typer.Option([], "--candidate-opt",
                                             help="key=value passed to the candidate factory;"
                                                  " repeat for more."),
