@@ -37,7 +37,7 @@ from cutover.replay.stages import Prepared, combine, prepare
 from cutover.replay.warmup import WarmFeed
 from cutover.shadow.diff import count_categories
 from cutover.shadow.diff_rules import DiffRules, default_rules_path, parse_diff_rules
-from cutover.shadow.latency import LATENCY_FILE, read_sample, write_sample
+from cutover.shadow.latency import HTTP_PREFIXES, LATENCY_FILE, read_sample, write_sample
 from cutover.store import runinfo
 from cutover.store.checkpoint import (
     Checkpoint,
@@ -367,6 +367,10 @@ def run_replay(store: Path, out: Path, options: ReplayOptions | None = None, *,
         return _summary(ctx, ctx.checkpoint.rows_in, ctx.checkpoint.batches_committed,
                         time.perf_counter() - started, already_finished=True)
     # A second instance times single decisions (cutover.shadow.latency); none asked, none loaded.
+    # An HTTP candidate's every call is timed by the replay already (cutover.shadow.latency);
+    # extra calls would also count as decisions on the service.
+    if str(opts.candidate).startswith(HTTP_PREFIXES):
+        latency_sample_max = 0
     timer = load_candidate(opts.candidate, opts.candidate_options) \
         if latency_sample_max > 0 else None
     stack = CandidateSide(load_candidate(opts.candidate, opts.candidate_options), timer)

@@ -23,6 +23,10 @@ HOW: Final = ("timed single decide() calls on requests sampled evenly from every
               "so preemption on a shared machine is not counted as the candidate's")
 NOT_MEASURED: Final = ("not measured: no timed single decisions (the candidate has no decide(), "
                        "every call raised, or the replay was asked for none)")
+#: Candidates served over HTTP: every call is timed by the replay, so no sample is taken.
+HTTP_PREFIXES: Final = ("http://", "https://")
+HOW_HTTP: Final = ("every call to the HTTP candidate, as the replay timed it (each row's "
+                   "candidate_latency_ms)")
 #: A sample holds at most this many figures (the replay keeps far fewer).
 SAMPLE_MAX: Final = 100_000
 

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from cutover.domain import CATEGORIES, MISMATCH_CATEGORIES, REPORT_VERSION
 from cutover.errors import InvariantBroken, StoreError
 from cutover.shadow.diff import SEGMENT_COLUMNS, at_stake_minor
-from cutover.shadow.latency import HOW, NOT_MEASURED, read_sample
+from cutover.shadow.latency import HOW, HOW_HTTP, HTTP_PREFIXES, NOT_MEASURED, read_sample
 from cutover.stack.money import SIDE_MEASURES, SIDES, side_masks
 from cutover.stats import wilson
 
@@ -458,7 +458,7 @@ def finish_report(run_dir: Path, run: dict[str, Any], checkpoint: dict[str, Any]
         "rates": _rates(by_category, expected, rows_in),
         "money": {"by_currency": {c: {f: int(v.get(f, 0)) for f in MONEY_FIELDS}
                                   for c, v in sorted(totals.money.items())}},
-        "latency_ms": _latency_section(totals),
+        "latency_ms": _latency_section(totals, str(run.get("candidate") or "")),
         "reasons": _reasons_section(state.reasons),
         "errors": {c: by_category[c] for c in ("candidate_error", "legacy_error", "quarantined")},
         "segments": _segments_section(totals), "timeline": _timeline_section(totals),
@@ -468,11 +468,16 @@ def finish_report(run_dir: Path, run: dict[str, Any], checkpoint: dict[str, Any]
     }
 
 
-def _latency_section(totals: _Totals) -> dict[str, Any]:
-    """Legacy's recorded latency; the candidate's from timed single decisions (None when
-    none were timed, so a gate with a latency limit refuses the report rather than pass it);
-    the batch time per row beside it, named as what it is."""
+def _latency_section(totals: _Totals, candidate_name: str = "") -> dict[str, Any]:
+    """Legacy's recorded latency; the candidate's from timed single decisions, or for an
+    HTTP candidate from its every call (None when neither, so a gate with a latency limit
+    refuses the report rather than pass it); the batch time per row beside it."""
     n = int(totals.decide_latency.sum())
+    if not n and candidate_name.startswith(HTTP_PREFIXES):
+        calls = int(totals.latency["candidate"].sum())
+        return {"legacy": _percentiles(totals.latency["legacy"]),
+                "candidate": _percentiles(totals.latency["candidate"])
+                | {"n": calls, "how": HOW_HTTP}}
     candidate: dict[str, Any] = _percentiles(totals.decide_latency) if n else \
         {"p50": None, "p95": None, "p99": None}
     return {"legacy": _percentiles(totals.latency["legacy"]),
