@@ -216,6 +216,7 @@ CONFIG_MODULES: Final[tuple[str, ...]] = (
     "cutover.stack.rules",
     "cutover.stack.settings",
     "cutover.sim.legacy_config",
+    "cutover.stack.fx",
     "cutover.adapters.mapping",
     "cutover.adapters.columns",
     "cutover.adapters.valuemaps",

@@ -247,3 +247,21 @@ def gate_canary(report: Path) -> subprocess.CompletedProcess:
                            str(report), "--policy", str(root / "cutover/fixtures/plans/demo.toml"),
                            "--phase", "canary-1"], capture_output=True, text=True, cwd=root)
 
+
+
+class SleepyCandidate(MirrorCandidate):
+    """A mirror whose every single decision takes ``sleep_ms`` (20 by default): a slow model."""
+
+    def __init__(self, sleep_ms=None, **options) -> None:
+        super().__init__(**options)
+        self.sleep_ms = _opt_float(sleep_ms, 20.0)
+
+    def decide(self, txn: dict) -> dict:
+        import time
+        time.sleep(self.sleep_ms / 1000)
+        return super().decide(txn)
+
+
+def sleepy_candidate(**options) -> SleepyCandidate:
+    """Factory for ``--candidate tests.replay_support:sleepy_candidate``."""
+    return SleepyCandidate(**options)

@@ -117,6 +117,12 @@ def error_text(exc: BaseException) -> str:
     return text[:ERROR_TEXT_MAX]
 
 
+#: Wall time a replay may spend on timed single decisions.
+SAMPLE_S_MAX: Final = 2.0
+#: Calls of each sampled request; its latency is the fastest (docs/decisions.md).
+SAMPLE_REPEATS: Final = 3
+
+
 @dataclass
 class CandidateResult:
     """The decisions (DECISION schema, input order) or the reason the batch failed."""
@@ -129,8 +135,13 @@ class CandidateResult:
 class CandidateSide:
     """A loaded candidate with the replay's conventions around it."""
 
-    def __init__(self, stack: CandidateStack) -> None:
+    def __init__(self, stack: CandidateStack, timer: Any = None) -> None:
         self.stack = stack
+        #: A second instance of the candidate whose single decisions are timed, so timing them
+        #: cannot change the state behind the replay's decisions.
+        self.timer = timer
+        #: Requests kept for ``time_sample`` (bounded by the replay's sample size).
+        self.sample_rows: list[dict[str, Any]] = []
         self._observe: Callable[[pa.Table], Any] | None = getattr(stack, "observe_labels", None)
         self._outcomes: Callable[[pa.Table], Any] | None = getattr(stack, "observe_outcomes",
                                                                     None)
@@ -176,8 +187,12 @@ class CandidateSide:
             return
         self._warm(_one_batch(request_columns(table)))
 
-    def decide(self, table: pa.Table) -> CandidateResult:
-        """Ask the stack about ``table`` (TRAFFIC rows); never raises for the stack's faults."""
+    def decide(self, table: pa.Table, sample_rows: int = 0) -> CandidateResult:
+        """Ask the stack about ``table`` (TRAFFIC rows); never raises for the stack's faults.
+
+        When ``sample_rows`` > 0, keep that many of its requests for ``time_sample``: a
+        batch's time over its rows is not what one payment waits.
+        """
         started = time.perf_counter()
         try:
             out = self.stack.decide_batch(_one_batch(request_columns(table)))
@@ -185,7 +200,57 @@ class CandidateSide:
             _check_alignment(decisions, table)
         except Exception as exc:  # a candidate's bug is a finding, not a crash of the replay
             return CandidateResult(None, error_text(exc), time.perf_counter() - started)
+        if sample_rows > 0:
+            self.keep_sample(table, sample_rows)
         return CandidateResult(decisions, None, time.perf_counter() - started)
+
+    def keep_sample(self, table: pa.Table, rows: int) -> None:
+        """Keep ``rows`` requests spread evenly over ``table`` for ``time_sample``."""
+        if table.num_rows == 0:
+            return
+        import numpy as np
+        picked = np.unique(np.linspace(0, table.num_rows - 1, min(rows, table.num_rows)).astype(int))
+        self.sample_rows += request_columns(table).take(pa.array(picked)).to_pylist()
+
+    def time_sample(self, seconds_max: float = SAMPLE_S_MAX) -> list[float]:
+        """ms of one single ``decide`` call for each kept request, in order.
+
+        The calls go to ``timer``, a separate instance that sees only these rows, and the
+        answers are discarded, so the replay's decisions do not change. They run after the
+        batches, when no reader or writer thread competes for the interpreter, so the figure
+        is the candidate's, not the harness's. No timer, no ``decide`` or a call that raises:
+        no sample for it (the report says how many calls it holds).
+        """
+        decide_one = getattr(self.timer, "decide", None)
+        if decide_one is None or not self.sample_rows:
+            return []
+        # The first call pays for lazy imports and caches once per process, not per payment.
+        _timed_call(decide_one, self.sample_rows[0])
+        out: list[float] = []
+        # A slow candidate (20 ms a call over HTTP) must not double a replay's time: the sample
+        # stops at the time bound.
+        deadline = time.perf_counter() + seconds_max
+        for txn in self.sample_rows:
+            if time.perf_counter() > deadline:
+                break
+            # The fastest of a few calls of the same request: a call the OS preempted on a
+            # shared machine measures the machine, not the candidate (timeit's "best of").
+            tries = [_timed_call(decide_one, txn) for _ in range(SAMPLE_REPEATS)]
+            timed = [ms for ms in tries if ms is not None]
+            if timed:
+                out.append(min(timed))
+        return out
+
+
+def _timed_call(decide_one: Callable[[dict[str, Any]], Any], txn: dict[str, Any]) -> float | None:
+    """ms of one single decision, or None when it raised: a failing call is not a latency
+    (the replay's batch path judged the candidate's errors)."""
+    started = time.perf_counter_ns()
+    try:
+        decide_one(txn)
+    except Exception:  # noqa: BLE001 - any fault of the candidate's, measured as no sample
+        return None
+    return (time.perf_counter_ns() - started) / 1e6
 
 
 def _one_batch(table: pa.Table) -> pa.RecordBatch:

@@ -297,45 +297,73 @@ def _statement_breaks(state: DemoState, engine: object, mirror: dict) -> int:
 
 
 def stage_gate(state: DemoState) -> str:
-    """Judge the report against the demo plan and walk the plan's state machine one step."""
-    import getpass
+    """Judge the report against the demo plan's first gate, then walk the plan's state
+    machine as far as the report, approvals and (fast-forwarded) bake times allow."""
     import hashlib
     import json
 
-    import sqlalchemy as sa
-
-    from cutover.errors import PlanError
     from cutover.migrate import outputs
-    from cutover.migrate.gate import evaluate
+    from cutover.migrate.gate import evaluate, evidence_of
     from cutover.migrate.plan import load_policy
-    from cutover.migrate.state import PlanMachine
 
     report_path = state.paths.run / "report.json"
     raw = report_path.read_bytes()
-    report = json.loads(raw)
-    result = evaluate(report, load_policy(demo_plan(), GATE_PHASE), phase=GATE_PHASE,
-                      source=str(report_path))
+    report, sha = json.loads(raw), hashlib.sha256(raw).hexdigest()
+    plan_file = demo_plan()
+    evidence = evidence_of(report, str(report_path), sha, str(plan_file),
+                           hashlib.sha256(plan_file.read_bytes()).hexdigest(), GATE_PHASE)
+    result = evaluate(report, load_policy(plan_file, GATE_PHASE), phase=GATE_PHASE,
+                      source=str(report_path), evidence=evidence)
     (state.paths.run / "gate.md").write_text(outputs.markdown(result), encoding="utf-8")
     state.gate_passed = result.passed
     state.gate_result = result
     failed = [c.name for c in result.checks if not c.passed]
     verdict = "PASS" if result.passed else f"FAIL ({', '.join(failed[:3])})"
+    where = walk_plan(state, report, sha, str(report_path.resolve()))
+    return f"{GATE_PHASE}: {verdict}, {len(result.checks)} checks; {where}; gate.md written"
+
+
+class SimulatedClock:
+    """The plan's clock in the demo: starts now and jumps each phase's bake time, so one run
+    shows the whole walk. Every event it stamps says so in the history (actor names)."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def walk_plan(state: DemoState, report: dict[str, Any], sha: str, source: str) -> str:
+    """Approve and advance phase after phase on one report until a step is refused."""
+    import sqlalchemy as sa
+
+    from cutover.errors import PlanError
+    from cutover.migrate.state import PlanMachine, current_phase
 
     engine = sa.create_engine(state.paths.plan_url)
+    clock = SimulatedClock()
     try:
-        machine = PlanMachine(engine)
+        machine = PlanMachine(engine, clock)
         plan = machine.init(demo_plan().read_text(encoding="utf-8"), str(demo_plan()), "demo")
-        actor = getpass.getuser()
-        machine.approve(actor, GATE_PHASE)
-        try:
-            machine.advance(report, hashlib.sha256(raw).hexdigest(), actor,
-                            source=str(report_path))
-            where = f"plan {plan.name!r} advanced to {GATE_PHASE}"
-        except PlanError as exc:
-            where = f"plan {plan.name!r} stays in {plan.phases[0].name} ({exc})"
+        for here, target in zip(plan.phases, plan.phases[1:], strict=False):
+            for n in range(target.approvals):
+                machine.approve(f"demo-approver-{n + 1}", target.name)
+            clock.now += dt.timedelta(seconds=here.bake_s)
+            try:
+                machine.advance(report, sha, "demo", source=source)
+            except PlanError as exc:
+                return (f"plan {plan.name!r} stops in {here.name} ({_first_reason(exc)}); "
+                        "bake times fast-forwarded")
+        return (f"plan {plan.name!r} walked to {current_phase(machine.state()[1])} "
+                "(bake times fast-forwarded)")
     finally:
         engine.dispose()
-    return f"{GATE_PHASE}: {verdict}, {len(result.checks)} checks; {where}; gate.md written"
+
+
+def _first_reason(exc: Exception) -> str:
+    text = str(exc)
+    return text.split(": ", 1)[-1].split(" | ")[0][:160]
 
 
 STAGES: Final = (

@@ -48,6 +48,10 @@ def render_tree(result: dict[str, Any]) -> Any:
     return tree
 
 
+def _term(value: float) -> str:
+    return f"{'-' if value < 0 else '+'} {abs(value):.4f}"
+
+
 def _model_branch(model: dict[str, Any]) -> Any:
     """The candidate's recomputed features and contributions, largest push first."""
     branch = Tree("candidate features and contributions")
@@ -59,7 +63,7 @@ def _model_branch(model: dict[str, Any]) -> Any:
     look = model["lookback"]
     for line in (f"model {model['model_version']}, {model['method']}",
                  f"score {model['score']:.6f} = sigmoid(bias {model['bias']:+.4f}"
-                 f" + contributions {model['margin'] - model['bias']:+.4f})",
+                 f" {_term(model['margin'] - model['bias'])} (contributions))",
                  f"recorded score {model['score_recorded']}: reproduced: {same}",
                  f"look-back: {look['rows']} earlier rows of its card, customer, device,"
                  " merchant",

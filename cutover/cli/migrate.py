@@ -66,8 +66,14 @@ def _print_checks(result: Any) -> None:
 
 
 def checks_table(result: Any) -> Table:
-    """The gate's checks as a table, for `cutover gate` and the demo's summary."""
-    table = Table(title=f"gate {result.phase}: {'PASSED' if result.passed else 'FAILED'}")
+    """The gate's checks as a table, for `cutover gate` and the demo's summary; the caption
+    names what was judged."""
+    e = result.evidence
+    caption = (f"report {e.get('report')} sha256 {str(e.get('report_sha256'))[:16]}… run "
+               f"{e.get('run_id')}; policy {e.get('policy')} sha256 "
+               f"{str(e.get('policy_sha256'))[:16]}…") if e else None
+    table = Table(title=f"gate {result.phase}: {'PASSED' if result.passed else 'FAILED'}",
+                  caption=caption)
     for column in ("check", "observed", "upper bound", "threshold", "result"):
         table.add_column(column)
     for c in result.checks:
@@ -96,8 +102,11 @@ def gate(
     from cutover.migrate.plan import load_policy
 
     chosen = load_policy(policy, phase)
-    data, _ = _read_report(report)
-    result = gates.evaluate(data, chosen, confidence, phase=phase or "", source=str(report))
+    data, sha = _read_report(report)
+    evidence = gates.evidence_of(data, str(report), sha, str(policy),
+                                 hashlib.sha256(policy.read_bytes()).hexdigest(), phase or "")
+    result = gates.evaluate(data, chosen, confidence, phase=phase or "", source=str(report),
+                            evidence=evidence)
     if junit:
         junit.write_text(outputs.junit_xml(result), encoding="utf-8")
     if markdown:
@@ -209,7 +218,7 @@ def plan_advance(
     """Enter the next phase if its gate passes, approvals are in and the bake time is over."""
     data, sha = _read_report(report)
     try:
-        event, _ = _machine(db).advance(data, sha, actor, confidence, str(report))
+        event, _ = _machine(db).advance(data, sha, actor, confidence, str(report.resolve()))
     except PlanError:
         err.print("advance refused; the attempt is recorded in `cutover plan history`")
         raise

@@ -15,9 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cutover.cli.diff_list import diff_list_cmd
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-diff_app = typer.Typer(help="Look into a replay's diffs.", no_args_is_help=True)
+diff_app = typer.Typer(help="Look into a replay's diffs: list them with filters, show one.",
+                       no_args_is_help=True)
 
 JSON_HELP = "Print one JSON object on stdout instead of tables."
 #: Where a replay against a live core writes every failed call (JSON lines).
@@ -32,6 +35,7 @@ def register(app: typer.Typer) -> None:
     app.command("explain")(explain_cmd)
     app.command("calibrate")(calibrate_cmd)
     diff_app.command("show")(explain_cmd)
+    diff_app.command("list")(diff_list_cmd)
     app.add_typer(diff_app, name="diff")
 
 
@@ -212,14 +216,17 @@ def report_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print report.json on stdout."),
 ) -> None:
     """Rebuild report.json and report.md of RUN_DIR from its diffs, and print the summary."""
-    from cutover.shadow.report import write_reports
+    from cutover.shadow.report import report_path, write_reports
     report = write_reports(run_dir)
+    path = report_path(run_dir, report["run"]["report_version_of_run"])
     if as_json:
         typer.echo(json.dumps(report, indent=2, sort_keys=True))
         return
     counts = report["counts"]
     verdict = "holds" if counts["conservation_ok"] else "BROKEN"
-    out.print(f"conservation {verdict}: {counts['in']:,} in; report: {run_dir / 'report.md'}")
+    # Earlier versions stay as they were: a plan may hold their sha256 as evidence.
+    out.print(f"conservation {verdict}: {counts['in']:,} in; report: {path} and "
+              f"{path.with_suffix('.md')} (earlier versions unchanged)")
     for table in report_tables(report):
         out.print(table)
 
@@ -239,7 +246,8 @@ def explain_cmd(
     txn_id: str = typer.Argument(..., help="The transaction to explain."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """One transaction side by side: legacy and candidate outcome, the deepdiff, reason codes."""
+    """One transaction side by side: legacy and candidate outcome, the deepdiff, reason codes
+    (`cutover explain` and `cutover diff show` are the same command)."""
     from cutover.cli.explain_view import render_tree
     from cutover.shadow.drilldown import explain
     result = explain(run_dir, txn_id)

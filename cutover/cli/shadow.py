@@ -232,17 +232,45 @@ def compare_cmd(
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Captured volume, fees and fraud losses per book and currency, candidate minus legacy."""
-    from cutover.shadow.ledger.compare import class_totals, compare_books
+    """Captured volume, fees, fraud and dispute losses per book and currency, candidate minus
+    legacy; with RUN_DIR, each figure beside report.json's (exit 1 if any differs)."""
+    from cutover.shadow.ledger.compare import against_report, class_totals, compare_books
     rows = compare_books(class_totals(_engine(run_dir, db)))
+    checked = _against_report(run_dir, rows, against_report)
     if as_json:
-        _print_json({"rows": rows})
-        return
-    table = Table("measure", "currency", "legacy", "candidate", "candidate - legacy")
-    for r in rows:
-        table.add_row(str(r["measure"]), str(r["currency"]), str(r["legacy"]),
-                      str(r["candidate"]), str(r["delta"]))
-    out.print(table)
+        _print_json({"rows": rows, "against_report": checked})
+    else:
+        table = Table("measure", "currency", "legacy", "candidate", "candidate - legacy",
+                      *(["report.json"] if checked is not None else []))
+        agree = {(c["measure"], c["currency"]): all(x["agrees"] for x in checked
+                                                   if (x["measure"], x["currency"]) ==
+                                                   (c["measure"], c["currency"]))
+                 for c in checked} if checked is not None else {}
+        for r in rows:
+            mark = [] if checked is None else \
+                ["equal" if agree[(r["measure"], r["currency"])] else "DIFFERS"]
+            table.add_row(str(r["measure"]), str(r["currency"]), str(r["legacy"]),
+                          str(r["candidate"]), str(r["delta"]), *mark)
+        out.print(table)
+    differ = [c for c in checked or [] if not c["agrees"]]
+    if differ:
+        from cutover.errors import CheckFailed
+        first = differ[0]
+        raise CheckFailed(f"{len(differ)} ledger figures differ from report.json; first: "
+                          f"{first['measure']} {first['currency']} ({first['book']} book): "
+                          f"{first['reason']}")
+
+
+def _against_report(run_dir: Path | None, rows: list[dict[str, Any]],
+                    against: Any) -> list[dict[str, Any]] | None:
+    """The rows checked against the run's latest report, or None without a run or report."""
+    if run_dir is None:
+        return None
+    from cutover.shadow.report import latest_report_path
+    path = latest_report_path(run_dir)
+    if path is None:
+        return None
+    return against(rows, json.loads(path.read_text(encoding="utf-8")))
 
 
 @shadow_app.command("balances")

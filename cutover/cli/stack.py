@@ -184,11 +184,12 @@ def decide(
 ) -> None:
     """Make one online decision and explain it (reason codes in plain words)."""
     from cutover.stack import default_stack
-    from cutover.stack.reasons import explain
+    from cutover.stack.reasons import sentences
 
     stack = default_stack(_registry(models), version, rules)
     result = stack.decide(_read_txn(txn))
-    result["reasons"] = explain(result["reason_codes"])
+    result["reasons"] = sentences(result["reason_codes"], result.get("reason_values"),
+                                  getattr(stack, "reference", None))
     if as_json:
         typer.echo(json.dumps(result, default=str))
         return
@@ -252,12 +253,11 @@ def _print_evaluation(result: dict[str, Any]) -> None:
                       f"{st['usd_indicative'][key]:,.2f}")
     if "recorded_success_rate" in lg:
         table.add_row("recorded success (legacy routes)", f"{lg['recorded_success_rate']:.3f}", "")
-    if "simulator_true_success" in st:
+    if "simulator_true_success" in lg or "simulator_true_success" in st:
         # A foreign export has no simulator truth for the legacy routes: shown as "-".
-        legacy_truth = lg.get("simulator_true_success")
         table.add_row("simulator's true success (reference)",
-                      "-" if legacy_truth is None else f"{legacy_truth:.3f}",
-                      f"{st['simulator_true_success']:.3f}")
+                      *("-" if side.get("simulator_true_success") is None
+                        else f"{side['simulator_true_success']:.3f}" for side in (lg, st)))
     money = Table("cur", "caught legacy", "caught stack", "false decl. legacy", "false decl. stack",
                   "better", title="money by currency (major units)")
     for cur, s in st["by_currency"].items():
@@ -268,6 +268,9 @@ def _print_evaluation(result: dict[str, Any]) -> None:
     console = Console()
     console.print(table)
     console.print(money)
+    better = sum(result["stack_better"].values())
     verdict = "yes" if result["stack_better_overall"] else "no"
-    console.print(f"stack catches more fraud amount at an equal or lower false-decline amount: {verdict}")
+    console.print(f"stack catches at least as much fraud amount at an equal or lower false-decline "
+                  f"amount in every currency: {verdict} ({better} of {len(result['stack_better'])}"
+                  " currencies)")
     console.print(result["note"], style="dim")

@@ -8,7 +8,7 @@ cannot open a gate. A report that lacks a field the policy needs is unusable inp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from cutover.domain import MISMATCH_CATEGORIES, REPORT_VERSION, format_money
@@ -44,6 +44,8 @@ class GateResult:
     passed: bool
     phase: str = ""
     confidence: float = 0.95
+    #: What was judged: report path and sha256, run id, policy file and sha256, phase.
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failures(self) -> tuple[Check, ...]:
@@ -53,7 +55,7 @@ class GateResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for --json and the plan history."""
         return {"phase": self.phase, "passed": self.passed, "confidence": self.confidence,
-                "checks": [c.__dict__ for c in self.checks]}
+                "evidence": self.evidence, "checks": [c.__dict__ for c in self.checks]}
 
 
 def _field(report: dict[str, Any], path: str, source: str) -> Any:
@@ -160,22 +162,48 @@ def _money(report: dict[str, Any], policy: Policy, source: str) -> list[Check]:
     by_currency = _field(report, "money.by_currency", source)
     checks = []
     for field_name, attribute in MONEY_CHECKS:
-        limits = getattr(policy, attribute)
-        if not limits:
+        limits, total = policy.money_limits(attribute)
+        if not limits and total is None:
             continue
         label = field_name.removesuffix("_minor").replace("_", " ")
-        for currency in sorted(set(limits) | set(by_currency)):
-            observed = _int(report, f"money.by_currency.{currency}.{field_name}", source) \
-                if currency in by_currency else 0
-            limit = limits.get(currency)
-            # A currency with money at risk but no configured limit fails: nobody agreed to it.
-            passed = observed == 0 if limit is None else observed <= limit.amount_minor
-            shown_limit = "no limit set" if limit is None else f"<= {limit}"
-            checks.append(Check(f"{label} {currency}", format_money(observed, currency), "-",
-                                shown_limit, passed,
-                                f"{label} {currency}: {format_money(observed, currency)} "
-                                f"{'within' if passed else 'over'} {shown_limit}"))
+        observed = {c: _int(report, f"money.by_currency.{c}.{field_name}", source)
+                    for c in by_currency}
+        if total is not None:
+            checks.append(_total_check(label, observed, total, policy, source))
+        for currency in sorted(set(limits) | {c for c, v in observed.items() if v}):
+            seen, limit = observed.get(currency, 0), limits.get(currency)
+            if limit is None:
+                if total is not None:
+                    continue  # judged in the total
+                # Nobody agreed to money at risk in this currency: the plan must say, not the
+                # candidate take the blame (exit 2, not 1).
+                raise GateInputError(
+                    f"{source}: {label} {currency} is {format_money(seen, currency)} and the "
+                    f"policy sets no limit for {currency}; add it to gate.{attribute} or set "
+                    f"gate.{attribute}_total")
+            passed = seen <= limit.amount_minor
+            checks.append(Check(f"{label} {currency}", format_money(seen, currency), "-",
+                                f"<= {limit}", passed,
+                                f"{label} {currency}: {format_money(seen, currency)} "
+                                f"{'within' if passed else 'over'} <= {limit}"))
     return checks
+
+
+def _total_check(label: str, observed: dict[str, int], total: Any, policy: Policy,
+                 source: str) -> Check:
+    """One check over every currency, converted to the reference at the plan's rates."""
+    from cutover.errors import ConfigError
+    fx = policy.fx
+    try:
+        summed = sum(fx.to_reference_minor(v, c) for c, v in observed.items() if v)
+    except ConfigError as exc:
+        raise GateInputError(f"{source}: {label}: {exc} ({policy.fx_source})") from exc
+    shown = format_money(summed, fx.reference)
+    passed = summed <= total.amount_minor
+    rates = f"indicative rates of {fx.as_of.isoformat()}"
+    return Check(f"{label} total", f"{shown} ({rates})", "-", f"<= {total}", passed,
+                 f"{label}, all currencies in {fx.reference} at {rates} ({policy.fx_source}): "
+                 f"{shown} {'within' if passed else 'over'} <= {total}")
 
 
 def _latency(report: dict[str, Any], policy: Policy, source: str) -> list[Check]:
@@ -183,12 +211,17 @@ def _latency(report: dict[str, Any], policy: Policy, source: str) -> list[Check]
         return []
     p99 = _field(report, "latency_ms.candidate.p99", source)
     if isinstance(p99, bool) or not isinstance(p99, int | float):
+        how = report["latency_ms"]["candidate"].get("how") if isinstance(
+            report["latency_ms"]["candidate"], dict) else None
         raise GateInputError(f"{source}: field latency_ms.candidate.p99 must be a number, "
-                             f"got {p99!r}")
+                             f"got {p99!r}" + (f" ({how})" if how else ""))
+    n = report["latency_ms"]["candidate"].get("n")
     limit = policy.max_latency_p99_ms
     passed = p99 <= limit
+    counted = f" over {n:,} timed single decisions" if isinstance(n, int) else ""
     return [Check("candidate latency p99", f"{p99:g} ms", "-", f"<= {limit:g} ms", passed,
-                  f"candidate latency p99: {p99:g} ms {'<=' if passed else '>'} {limit:g} ms")]
+                  f"candidate latency p99: {p99:g} ms {'<=' if passed else '>'} {limit:g} ms"
+                  f"{counted}")]
 
 
 def _drift(report: dict[str, Any], policy: Policy, source: str) -> list[Check]:
@@ -263,8 +296,19 @@ def _segments(report: dict[str, Any], policy: Policy, source: str) -> list[Check
                   f" {what}")]
 
 
+def evidence_of(report: dict[str, Any], report_source: str, report_sha256: str,
+                policy_source: str, policy_sha256: str, phase: str) -> dict[str, Any]:
+    """The provenance every gate output names, so a reader knows exactly what was judged."""
+    found = report.get("run")
+    run: dict[str, Any] = found if isinstance(found, dict) else {}
+    return {"report": report_source, "report_sha256": report_sha256,
+            "run_id": run.get("run_id"), "policy": policy_source,
+            "policy_sha256": policy_sha256, "phase": phase}
+
+
 def evaluate(report: dict[str, Any], policy: Policy, confidence: float = 0.95, *,
-             phase: str = "", source: str = "report") -> GateResult:
+             phase: str = "", source: str = "report",
+             evidence: dict[str, Any] | None = None) -> GateResult:
     """Judge ``report`` against ``policy``; raise GateInputError if the report is unusable."""
     from cutover.migrate.feed_gate import feed_checks, quarantine_check
     check_version(report, source)
@@ -277,4 +321,5 @@ def evaluate(report: dict[str, Any], policy: Policy, confidence: float = 0.95, *
               *_segments(report, policy, source),
               *quarantine_check(report, policy, confidence, source),
               *feed_checks(report, policy, source)]
-    return GateResult(tuple(checks), all(c.passed for c in checks), phase, confidence)
+    return GateResult(tuple(checks), all(c.passed for c in checks), phase, confidence,
+                      dict(evidence or {}))

@@ -18,6 +18,10 @@ def junit_xml(result: GateResult, suite: str = "cutover gate") -> str:
                       failures=str(len(result.failures)))
     suite_el = ET.SubElement(root, "testsuite", name=name, tests=str(len(result.checks)),
                              failures=str(len(result.failures)), errors="0", skipped="0")
+    if result.evidence:
+        props = ET.SubElement(suite_el, "properties")
+        for key, value in result.evidence.items():
+            ET.SubElement(props, "property", name=key, value=str(value))
     for check in result.checks:
         case = ET.SubElement(suite_el, "testcase", classname=name, name=check.name)
         if not check.passed:
@@ -31,13 +35,24 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def evidence_lines(result: GateResult) -> list[str]:
+    """What the gate judged, one Markdown bullet a fact (nothing when unknown)."""
+    e = result.evidence
+    if not e:
+        return []
+    return [f"- report: `{_cell(str(e.get('report')))}` (sha256 `{e.get('report_sha256')}`)",
+            f"- run: `{e.get('run_id')}`",
+            f"- policy: `{_cell(str(e.get('policy')))}` (sha256 `{e.get('policy_sha256')}`), "
+            f"phase `{e.get('phase')}`", ""]
+
+
 def markdown(result: GateResult) -> str:
     """A heading with the verdict and a table with one row per check."""
     verdict = "PASSED" if result.passed else "FAILED"
     lines = [f"### cutover gate `{result.phase}`: {verdict}", "",
              f"{len(result.checks) - len(result.failures)} of {len(result.checks)} checks "
              f"passed; rates judged on the Wilson upper bound at {result.confidence:g} "
-             "confidence.", "",
+             "confidence.", "", *evidence_lines(result),
              "| check | observed | upper bound | threshold | result |",
              "|---|---|---|---|---|"]
     for c in result.checks:

@@ -85,7 +85,8 @@ def _strings(value: Any, where: str) -> frozenset[str]:
     return frozenset(value)
 
 
-def _phase(raw: Any, where_file: str, position: int) -> Phase:
+def _phase(raw: Any, where_file: str, position: int, fx: Any = None,
+           fx_source: str = "") -> Phase:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
         raise ConfigError(f"{where_file}: phase #{position + 1}: name must be a non-empty string")
     where = f'{where_file}: phase "{raw["name"]}"'
@@ -113,7 +114,7 @@ def _phase(raw: Any, where_file: str, position: int) -> Phase:
             countries=_strings(raw.get("countries", []), f"{where}: countries"),
             channels=_strings(raw.get("channels", []), f"{where}: channels"),
         ),
-        gate=None if gate is None else parse_policy(gate, where),
+        gate=None if gate is None else parse_policy(gate, where, fx, fx_source),
         approvals=approvals,
         bake_s=parse_duration_s(raw.get("bake", "0s"), f"{where}: bake"),
     )
@@ -143,7 +144,9 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
     raw_phases = data.get("phases")
     if not isinstance(raw_phases, list) or not 1 <= len(raw_phases) <= PHASES_MAX:
         raise ConfigError(f"{source}: phases must be a list of 1..{PHASES_MAX} [[phases]] tables")
-    phases = tuple(_phase(raw, source, i) for i, raw in enumerate(raw_phases))
+    fx, fx_source = load_plan_fx(data.get("fx"), source)
+    phases = tuple(_phase(raw, source, i, fx, fx_source) for i, raw in enumerate(raw_phases))
+    _check_money_limits(phases, source)
     seen: set[str] = set()
     for before, phase in zip((None, *phases), phases, strict=False):
         if phase.name in seen:
@@ -156,6 +159,52 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
                 f'{source}: phase "{phase.name}": percent must not decrease along the phases, '
                 f'got {phase.cohort.percent:g} after "{before.name}" at {before.cohort.percent:g}')
     return Plan(data["name"], data["salt"], sticky, phases, source)
+
+
+#: A plan's ``fx`` naming a rates file shipped in cutover/fixtures rather than a path.
+FIXTURES_PREFIX: Final = "fixtures:"
+
+
+def load_plan_fx(value: Any, source: str) -> tuple[Any, str]:
+    """The plan's indicative rates (top-level ``fx``): ``fixtures:fx/indicative.toml`` or a
+    path relative to the plan file; (None, "") when the plan sets none."""
+    from cutover.paths import fixtures_dir
+    from cutover.stack.fx import load_fx
+    if value is None:
+        return None, ""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f'{source}: fx must name a rates file, like "fixtures:fx/indicative.toml"')
+    if value.startswith(FIXTURES_PREFIX):
+        path = fixtures_dir() / value.removeprefix(FIXTURES_PREFIX)
+    else:
+        path = Path(source).parent / value if not Path(value).is_absolute() else Path(value)
+    try:
+        return load_fx(path), value
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: fx: {exc}") from exc
+
+
+def _check_money_limits(phases: tuple[Phase, ...], source: str) -> None:
+    """Every money check of every phase has a limit for every currency the plan names.
+
+    A phase listing limits for three currencies while another lists thirteen would fail "no
+    limit set" at the gate for the other ten, with no candidate at fault: refused here, when
+    the plan is written, naming phase, measure and currencies. A total in the reference
+    currency covers every currency.
+    """
+    from cutover.migrate.policy import MONEY_MEASURES
+    for measure in MONEY_MEASURES:
+        named = {c for p in phases if p.gate for c in getattr(p.gate, measure)}
+        for phase in phases:
+            if phase.gate is None:
+                continue
+            per_currency, total = phase.gate.money_limits(measure)
+            missing = sorted(named - set(per_currency))
+            if per_currency and total is None and missing:
+                raise ConfigError(
+                    f'{source}: phase "{phase.name}": gate.{measure} has no limit for '
+                    f"{', '.join(missing)} (other phases limit them); list every currency or set "
+                    f"gate.{measure}_total in the reference currency of the plan's fx")
 
 
 def read_toml(path: Path | str) -> dict[str, Any]:
@@ -190,7 +239,8 @@ def load_policy(path: Path | str, phase: str | None) -> Policy:
             raise ConfigError(f'{path}: phase "{phase}": has no gate (it is the starting phase)')
         return chosen.gate
     if "gate" in data:
-        return parse_policy(data["gate"], str(path))
+        fx, fx_source = load_plan_fx(data.get("fx"), str(path))
+        return parse_policy(data["gate"], str(path), fx, fx_source)
     raise ConfigError(f"{path}: neither a plan ([[phases]]) nor a policy file ([gate] table)")
 
 

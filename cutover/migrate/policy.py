@@ -15,8 +15,12 @@ from cutover.errors import ConfigError
 
 #: The pseudo-category "mismatch" limits the rate of all mismatch categories together.
 RATE_KEYS: Final = (*MISMATCH_CATEGORIES, "mismatch")
+#: Money measures a gate limits: per currency (a list of money strings) or in total over every
+#: currency in the plan's reference currency (``<name>_total``, converted at the plan's ``fx``).
+MONEY_MEASURES: Final = ("max_false_decline", "max_fraud_let_through")
 KNOWN_FIELDS: Final = frozenset({
     "min_sample", "max_rate", "max_false_decline", "max_fraud_let_through",
+    "max_false_decline_total", "max_fraud_let_through_total",
     "max_candidate_error_rate", "max_latency_p99_ms", "max_psi", "no_new_values",
     "segment_min_n", "segment_max_mismatch_rate", "segment_categories",
     "feed_checks", "feed_fdr", "max_quarantine_rate",
@@ -51,6 +55,16 @@ class Policy:
     #: False-discovery rate a feed finding's q-value must stay above to pass.
     feed_fdr: float = FEED_FDR_DEFAULT
     max_quarantine_rate: float | None = None
+    #: Limits over every currency together, in ``fx``'s reference currency.
+    max_false_decline_total: Money | None = None
+    max_fraud_let_through_total: Money | None = None
+    #: The indicative rates the totals are converted at, and where they were read from.
+    fx: Any = None
+    fx_source: str = ""
+
+    def money_limits(self, measure: str) -> tuple[dict[str, Money], Money | None]:
+        """(per-currency limits, total limit) of ``measure`` (an entry of MONEY_MEASURES)."""
+        return getattr(self, measure), getattr(self, f"{measure}_total")
 
 
 def _rate(value: Any, where: str) -> float:
@@ -128,8 +142,26 @@ def _feed_checks(value: Any, where: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
-def parse_policy(table: Any, where: str) -> Policy:
-    """Build a Policy from a TOML table; ``where`` prefixes every error (file and phase)."""
+def _total(value: Any, where: str, fx: Any) -> Money | None:
+    """One money string in the reference currency of the plan's rates file."""
+    if value is None:
+        return None
+    if fx is None:
+        raise ConfigError(f"{where}: a total over currencies needs the plan's fx rates file "
+                          '(top-level fx = "fixtures:fx/indicative.toml" or a path)')
+    try:
+        money = parse_money(value) if isinstance(value, str) else None
+    except MoneyError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    if money is None or money.amount_minor < 0 or money.currency != fx.reference:
+        raise ConfigError(f'{where} must be one money string in {fx.reference} (the rates\' '
+                          f'reference), like "5000.00 {fx.reference}"; got {value!r}')
+    return money
+
+
+def parse_policy(table: Any, where: str, fx: Any = None, fx_source: str = "") -> Policy:
+    """Build a Policy from a TOML table; ``where`` prefixes every error (file and phase);
+    ``fx`` (FxRates) converts the ``*_total`` limits."""
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: gate must be a table")
     unknown = sorted(set(table) - KNOWN_FIELDS)
@@ -162,6 +194,11 @@ def parse_policy(table: Any, where: str) -> Policy:
         feed_checks=_feed_checks(get("feed_checks", []), f"{where}: gate.feed_checks"),
         feed_fdr=_fdr(get("feed_fdr", FEED_FDR_DEFAULT), f"{where}: gate.feed_fdr"),
         max_quarantine_rate=opt("max_quarantine_rate", _rate),
+        max_false_decline_total=_total(get("max_false_decline_total"),
+                                       f"{where}: gate.max_false_decline_total", fx),
+        max_fraud_let_through_total=_total(get("max_fraud_let_through_total"),
+                                           f"{where}: gate.max_fraud_let_through_total", fx),
+        fx=fx, fx_source=fx_source,
     )
     if (policy.segment_min_n is None) != (policy.segment_max_mismatch_rate is None):
         raise ConfigError(f"{where}: gate.segment_min_n and gate.segment_max_mismatch_rate "

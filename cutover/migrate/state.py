@@ -8,6 +8,7 @@ database transaction per command. Works on SQLite (default) and PostgreSQL via S
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 
 from cutover.errors import ConfigError, PlanError
-from cutover.migrate.gate import GateResult, evaluate
+from cutover.migrate.gate import GateResult, evaluate, evidence_of
 from cutover.migrate.plan import Plan, parse_plan
 
 DEFAULT_PREFIX: Final = "cutover_plan_"
@@ -91,6 +92,33 @@ def blockers(plan: Plan, events: list[Event], now: datetime, gate: GateResult) -
         found.append(f'bake time of "{here}": {baked_s / 3600:.2f}h elapsed of '
                      f"{bake_s / 3600:.2f}h required")
     return found
+
+
+#: The report's name when the caller gave no file (tests, library use): never compared as a file.
+DEFAULT_SOURCE: Final = "report"
+
+
+def changed_evidence(events: list[Event], evidence: dict[str, Any]) -> list[str]:
+    """The report differs from one an earlier advance recorded for the same file or run.
+
+    A report is evidence once a phase was entered on it: if its bytes (or a later report of
+    the same run) change, what was approved is no longer what is shown.
+    """
+    for e in events:
+        seen = (e.gate or {}).get("evidence") or {}
+        if e.action != "advance" or not seen or seen.get("report_sha256") == \
+                evidence["report_sha256"]:
+            continue
+        same_file = seen.get("report") not in (None, DEFAULT_SOURCE) and \
+            seen.get("report") == evidence["report"]
+        same_run = seen.get("run_id") is not None and seen.get("run_id") == evidence["run_id"]
+        if same_file or same_run:
+            what = f"file {evidence['report']}" if same_file else f"run {evidence['run_id']}"
+            return [f"the evidence changed: {what} was recorded with sha256 "
+                    f"{seen['report_sha256'][:16]}… when entering \"{e.to_phase}\" (event "
+                    f"{e.seq}); this report's sha256 is {evidence['report_sha256'][:16]}…; "
+                    "replay anew for new evidence"]
+    return []
 
 
 def _tables(prefix: str) -> tuple[sa.MetaData, sa.Table]:
@@ -240,8 +268,13 @@ class PlanMachine:
         actor = _clean(actor, "--as", ACTOR_CHARS_MAX)
         with self.engine.begin() as conn:
             plan, events, here, target = self._next(conn, "advance to")
-            gate = evaluate(report, target.gate, confidence, phase=target.name, source=source)
-            found = blockers(plan, events, self.clock(), gate)
+            plan_row = self._rows(conn)[0]
+            evidence = evidence_of(report, source, report_sha256, plan_row.plan_source or "plan",
+                                   hashlib.sha256(plan_row.plan_toml.encode()).hexdigest(),
+                                   target.name)
+            gate = evaluate(report, target.gate, confidence, phase=target.name, source=source,
+                            evidence=evidence)
+            found = changed_evidence(events, evidence) + blockers(plan, events, self.clock(), gate)
             action = "advance_refused" if found else "advance"
             event = self._append(conn, actor=actor, action=action, from_phase=here,
                                  to_phase=target.name, report_sha256=report_sha256,

@@ -37,6 +37,7 @@ from cutover.replay.stages import Prepared, combine, prepare
 from cutover.replay.warmup import WarmFeed
 from cutover.shadow.diff import count_categories
 from cutover.shadow.diff_rules import DiffRules, default_rules_path, parse_diff_rules
+from cutover.shadow.latency import HTTP_PREFIXES, LATENCY_FILE, read_sample, write_sample
 from cutover.store import runinfo
 from cutover.store.checkpoint import (
     Checkpoint,
@@ -51,12 +52,17 @@ from cutover.store.stream import iter_input
 
 PREFETCH_BATCHES: Final = 2
 PENDING_COMMITS_MAX: Final = 2
+#: Single decisions timed per batch and per run (the candidate's latency in report.json):
+#: about 0.3 s of a replay for the reference stack at the maximum.
+LATENCY_SAMPLE_PER_BATCH: Final = 256
+LATENCY_SAMPLE_MAX: Final = 1024
 RULES_COPY: Final = "diff_rules.toml"
 #: What ``cutover.shadow.charts`` imports to draw the report's charts (preloaded, see below).
 CHART_MODULES: Final = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 #: What a replay writes into RUN_DIR; --force removes exactly these, nothing else.
 RUN_ENTRIES: Final = ("run.json", "checkpoint.json", "decisions", "diffs", RULES_COPY,
-                      "report.json", "report.md", "charts", "ledger.db", "commits")
+                      "report.json", "report.md", "charts", "ledger.db", "commits",
+                      LATENCY_FILE)
 Progress = Callable[[int, int | None], None]
 
 
@@ -100,6 +106,7 @@ class _Run:
     run: dict[str, Any]
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("read", "legacy", "candidate", "commit", "report"), 0.0))
+    latency_sample_left: int = LATENCY_SAMPLE_MAX
 
 
 def _rules_text(rules: Path | None, previous: Checkpoint | None) -> tuple[str, str]:
@@ -114,6 +121,11 @@ def _rules_text(rules: Path | None, previous: Checkpoint | None) -> tuple[str, s
 
 
 def _clear(out: Path) -> None:
+    for later in [*out.glob("report-*.json"), *out.glob("report-*.md")]:
+        later.unlink()
+    for charts in out.glob("charts-*"):
+        if charts.is_dir():
+            shutil.rmtree(charts)
     for name in RUN_ENTRIES:
         target = out / name
         if target.is_dir():
@@ -204,8 +216,8 @@ def write_batch_parts(out: Path, batch_no: int, prepared: Prepared, outcomes: pa
         model_version = decisions["model_version"][0].as_py()
     # A failed batch still gets its (empty) decisions part, so the two folders always hold
     # the same batch numbers.
-    write_parquet_atomic(decisions if decisions is not None else DECISION.empty_table(),
-                         out / "decisions" / part_name(batch_no))
+    decisions = decisions if decisions is not None else DECISION.empty_table()
+    write_parquet_atomic(decisions, out / "decisions" / part_name(batch_no))
     write_parquet_atomic(diffs, out / "diffs" / part_name(batch_no))
     expected = {c: n for c, n in count_categories(diffs.filter(diffs["expected"])).items() if n}
     return BatchParts(diffs, dict(count_categories(diffs)), expected, model_version)
@@ -225,7 +237,10 @@ class _Committer:
         import pyarrow.parquet as pq
         if self.report is not None:
             diffs = pq.read_table(self.ctx.out / "diffs" / part_name(batch_no))
-            self.report.add(diffs, prepared.traffic)
+            decisions = self.ctx.out / "decisions" / part_name(batch_no)
+            self.report.add(diffs, prepared.traffic,
+                            pq.read_table(decisions, columns=["reason_codes"])
+                            if decisions.is_file() else None)
 
     def commit(self, batch_no: int, prepared: Prepared, outcomes: pa.Table,
                decided: Any, rows_in_total: int) -> None:
@@ -242,7 +257,7 @@ class _Committer:
         cp.batches_committed, cp.rows_in = batch_no + 1, rows_in_total
         write_checkpoint(ctx.out, cp)
         if self.report is not None:
-            self.report.add(parts.diffs, prepared.traffic)
+            self.report.add(parts.diffs, prepared.traffic, decided.decisions)
         ctx.timings["commit"] += time.perf_counter() - started
 
 
@@ -308,7 +323,9 @@ def _decide_all(ctx: _Run, candidate: CandidateSide, legacy: LegacySide,
             warm.feed(candidate, prepared.valid)
             candidate.observe_labels(prepared.valid)
             outcomes_future = legacy_pool.submit(_timed, legacy.authorize, prepared.valid)
-            decided = candidate.decide(prepared.valid)
+            kept = min(LATENCY_SAMPLE_PER_BATCH, ctx.latency_sample_left)
+            decided = candidate.decide(prepared.valid, kept)
+            ctx.latency_sample_left -= kept
             ctx.timings["candidate"] += decided.seconds
             outcomes, legacy_s = outcomes_future.result()
             ctx.timings["legacy"] += legacy_s
@@ -330,6 +347,7 @@ def options_from(options: ReplayOptions | None, values: dict[str, Any]) -> Repla
 
 def run_replay(store: Path, out: Path, options: ReplayOptions | None = None, *,
                on_progress: Callable[..., Any] | None = None, report: bool = True,
+               latency_sample_max: int = LATENCY_SAMPLE_MAX,
                **option_values: Any) -> ReplaySummary:
     """Replay ``store`` through the legacy side and the candidate into the run directory ``out``.
 
@@ -348,9 +366,17 @@ def run_replay(store: Path, out: Path, options: ReplayOptions | None = None, *,
         ctx = _create(plan, Path(store), Path(out), settings, narrowing, opts.batch_rows)
         return _summary(ctx, ctx.checkpoint.rows_in, ctx.checkpoint.batches_committed,
                         time.perf_counter() - started, already_finished=True)
-    stack = CandidateSide(load_candidate(opts.candidate, opts.candidate_options))
+    # A second instance times single decisions (cutover.shadow.latency); none asked, none loaded.
+    # An HTTP candidate's every call is timed by the replay already (cutover.shadow.latency);
+    # extra calls would also count as decisions on the service.
+    if str(opts.candidate).startswith(HTTP_PREFIXES):
+        latency_sample_max = 0
+    timer = load_candidate(opts.candidate, opts.candidate_options) \
+        if latency_sample_max > 0 else None
+    stack = CandidateSide(load_candidate(opts.candidate, opts.candidate_options), timer)
     legacy_side = LegacySide(opts.legacy, opts.legacy_options)
     ctx = _create(plan, Path(store), Path(out), settings, narrowing, opts.batch_rows)
+    ctx.latency_sample_left = max(latency_sample_max, 0)
     resumed_from = ctx.checkpoint.batches_committed
     if resumed_from:
         ctx.run["resumed_at"].append({"at": runinfo.utc_now(), "batch": resumed_from})
@@ -363,13 +389,30 @@ def run_replay(store: Path, out: Path, options: ReplayOptions | None = None, *,
                 ctx, stack, legacy_side, _progress_caller(on_progress), state)
         finally:
             legacy_side.close()
+        # The drift scan runs on a background thread: wait for it, so the timed single
+        # decisions compete with nothing of the harness.
+        scanned = reference.result() if reference is not None else None
+        _time_sample(ctx, stack, state)
         summary = _finish(ctx, rows_in, batches, model_version or stack.model_version,
                           resumed_from, started)
         if state is not None and reference is not None:
-            _write_report(ctx, state, reference.result())
+            _write_report(ctx, state, scanned)
     summary.timings_s = {k: round(v, 4) for k, v in ctx.timings.items()}
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _time_sample(ctx: _Run, candidate: CandidateSide, state: Any) -> None:
+    """Time the kept single decisions now that the batches are done; keep them in the run."""
+    started = time.perf_counter()
+    sample_ms = candidate.time_sample()
+    # A resumed run whose batches were all committed before has nothing new to time: the
+    # sample of the earlier invocation stands.
+    if sample_ms or not (ctx.out / LATENCY_FILE).exists():
+        write_sample(ctx.out, sample_ms)
+    if state is not None:
+        state.totals.add_latency_sample(read_sample(ctx.out))
+    ctx.timings["latency_sample"] = time.perf_counter() - started
 
 
 def _report_state(ctx: _Run, background: ThreadPoolExecutor) -> tuple[Any, Future[Any]]:

@@ -279,6 +279,24 @@ def _rows_committed(out: Path, run_plan: RunPlan) -> int:
     return sum(run_plan.spans[int(n.removeprefix("part-").split(".")[0])].rows for n in names)
 
 
+def _time_on_driver(ctx: _Run, driver_side: CandidateSide) -> None:
+    """The candidate's latency on single decisions, timed on the driver (the workers decide in
+    batches): requests from the run's first batches, one ``decide`` each, as the local engine
+    does after its batches (cutover.shadow.latency)."""
+    from cutover.replay.engine import LATENCY_SAMPLE_MAX, LATENCY_SAMPLE_PER_BATCH
+    from cutover.replay.stages import prepare
+    from cutover.shadow.latency import write_sample
+    from cutover.store.stream import iter_input
+    started = time.perf_counter()
+    side = CandidateSide(driver_side.stack, timer=driver_side.stack)
+    for table in iter_input(ctx.store, ctx.narrowing, ctx.batch_rows):
+        side.keep_sample(prepare(table).valid, LATENCY_SAMPLE_PER_BATCH)
+        if len(side.sample_rows) >= LATENCY_SAMPLE_MAX:
+            break
+    write_sample(ctx.out, side.time_sample())
+    ctx.timings["latency_sample"] = time.perf_counter() - started
+
+
 def _complete(ctx: _Run, run_plan: RunPlan, driver_side: CandidateSide, resumed_from: int,
               started: float) -> ReplaySummary:
     """Fold the markers into checkpoint.json, finish run.json, build the report from disk."""
@@ -301,6 +319,7 @@ def _complete(ctx: _Run, run_plan: RunPlan, driver_side: CandidateSide, resumed_
     versions = [markers[b]["model_version"] for b in sorted(markers) if markers[b]["model_version"]]
     summary = _finish(ctx, run_plan.rows_in, len(run_plan.spans),
                       versions[0] if versions else driver_side.model_version, resumed_from, started)
+    _time_on_driver(ctx, driver_side)
     clock = time.perf_counter()
     write_reports(ctx.out)
     ctx.timings["report"] = time.perf_counter() - clock

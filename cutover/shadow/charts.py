@@ -63,9 +63,10 @@ def segment_chart(report: dict[str, Any], out: Path, dimension: str = "merchant_
     return out
 
 
-def draw_all(run_dir: Path, report: dict[str, Any]) -> list[Path]:
-    """Draw every chart into RUN_DIR/charts; return the files written."""
-    folder = Path(run_dir) / CHARTS_DIR
+def draw_all(run_dir: Path, report: dict[str, Any], folder_name: str = CHARTS_DIR) -> list[Path]:
+    """Draw every chart into RUN_DIR/charts (a later report version: its own folder, so the
+    charts of an earlier report.md never change); return the files written."""
+    folder = Path(run_dir) / folder_name
     folder.mkdir(exist_ok=True)
     drawn = [timeline_chart(report, folder / "mismatch_timeline.png"),
              segment_chart(report, folder / "mismatch_by_merchant.png")]

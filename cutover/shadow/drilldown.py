@@ -52,12 +52,19 @@ def _reason_codes(codes: list[str], model: dict[str, Any]) -> list[dict[str, Any
         texts = reason_texts(codes)
     except ConfigError:
         texts = list(codes)
-    by_code = {f["code"]: f["contribution"] for f in model.get("features", [])}
+    # The recomputed features carry the sentence with the value and typical range: a recorded
+    # model code shows that text, so the words are those of the value that was judged.
+    by_name = {f["name"]: f for f in model.get("features", [])}
     out: list[dict[str, Any]] = []
     for code, text in zip(codes, texts, strict=True):
         entry: dict[str, Any] = {"code": code, "text": text}
-        if code in by_code:
-            entry["contribution"] = by_code[code]
+        prefix, _, name = code.partition(":")
+        feature = by_name.get(name) if prefix in ("model", "pushed") else None
+        if feature is not None:
+            entry["contribution"] = feature["contribution"]
+            entry["value"] = feature["value"]
+            if feature["code"] == code:
+                entry["text"] = feature["text"]
         out.append(entry)
     return out
 

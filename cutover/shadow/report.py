@@ -31,6 +31,8 @@ import pyarrow.parquet as pq
 from cutover.domain import CATEGORIES, MISMATCH_CATEGORIES, REPORT_VERSION
 from cutover.errors import InvariantBroken, StoreError
 from cutover.shadow.diff import SEGMENT_COLUMNS, at_stake_minor
+from cutover.shadow.latency import HOW, HOW_HTTP, HTTP_PREFIXES, NOT_MEASURED, read_sample
+from cutover.stack.money import SIDE_MEASURES, SIDES, side_masks
 from cutover.stats import wilson
 
 READ_BATCH_ROWS: Final = 262_144
@@ -39,12 +41,18 @@ LATENCY_EDGES_MS: Final = np.logspace(-3, 6, 1801)
 SEGMENTS_PER_DIMENSION: Final = 10
 TIMELINE_BUCKETS_MAX: Final = 200
 BUCKET_MINUTES: Final = (1, 5, 15, 60, 360, 1440, 10080)
+#: Per side and currency, the money model's measures (cutover.stack.money, docs/money.md)
+#: and the fees the side's approvals pay: what the evaluation and the ledger books also count.
+SIDE_FIELDS: Final = tuple(f"{m}_{side}_{unit}" for side in SIDES
+                           for m in (*SIDE_MEASURES, "fees") for unit in ("minor", "count")
+                           if not (m == "fees" and unit == "count"))
 MONEY_FIELDS: Final = ("approved_volume_legacy_minor", "approved_volume_candidate_minor",
                        "false_decline_minor", "false_decline_count", "fraud_let_through_minor",
                        "fraud_let_through_count", "fraud_caught_minor", "fraud_caught_count",
-                       "at_stake_minor")
+                       "at_stake_minor", *SIDE_FIELDS,
+                       "fraud_label_unknown_count", "chargeback_label_unknown_count")
 COLUMNS: Final = ["txn_id", "ts", "category", "expected", "amount_minor", "currency",
-                  *SEGMENT_COLUMNS, "is_fraud", "legacy_decision", "legacy_fee_minor",
+                  *SEGMENT_COLUMNS, "is_fraud", "chargeback", "legacy_decision", "legacy_fee_minor",
                   "legacy_latency_ms", "candidate_decision", "candidate_fee_minor",
                   "candidate_latency_ms"]
 
@@ -72,6 +80,8 @@ class _Totals:
         self.money: dict[str, Counter[str]] = defaultdict(Counter)
         self.latency = {"legacy": np.zeros(len(LATENCY_EDGES_MS) + 1, np.int64),
                         "candidate": np.zeros(len(LATENCY_EDGES_MS) + 1, np.int64)}
+        # Timed single decisions (cutover.shadow.latency): what the gate's latency check reads.
+        self.decide_latency = np.zeros(len(LATENCY_EDGES_MS) + 1, np.int64)
         self.segments = {d: defaultdict(Counter) for d in SEGMENT_COLUMNS}
         # Timeline counters per bucket of ``bucket_width`` minutes, buckets aligned on the epoch.
         self.bucket_width = BUCKET_MINUTES[0]
@@ -95,6 +105,13 @@ class _Totals:
         self._segments(t, cat, mismatch)
         self._timeline(t, mismatch)
 
+    def add_latency_sample(self, sample_ms: list[float]) -> None:
+        """Fold one batch's timed single decisions (ms)."""
+        if len(sample_ms):
+            self.decide_latency += np.bincount(
+                np.searchsorted(LATENCY_EDGES_MS, np.asarray(sample_ms, np.float64)),
+                minlength=len(LATENCY_EDGES_MS) + 1)
+
     def _money(self, t: pa.Table, mismatch: np.ndarray) -> None:
         amount = _np(t["amount_minor"], 0).astype(np.int64)
         ld, cd = t["legacy_decision"], t["candidate_decision"]
@@ -112,6 +129,7 @@ class _Totals:
             if not name.startswith("approved"):
                 columns[f"{name}_count"] = pa.array(mask.astype(np.int64))
         columns["at_stake_minor"] = pa.array(np.where(mismatch, at_stake_minor(t), 0))
+        columns.update(_side_columns(t, amount, fraud))
         grouped = pa.table(columns).group_by("currency").aggregate(
             [(c, "sum") for c in columns if c != "currency"])
         for row in grouped.to_pylist():
@@ -184,6 +202,26 @@ class _Totals:
             self.buckets = np.pad(self.buckets, pad)
             self.bucket_mismatches = np.pad(self.bucket_mismatches, pad)
             self.bucket_base -= before
+
+
+def _side_columns(t: pa.Table, amount: np.ndarray, fraud: np.ndarray) -> dict[str, pa.Array]:
+    """Both sides' money-model measures (amount and count) and fees, per row."""
+    chargeback = np.asarray(_np(t["chargeback"], False), dtype=bool)
+    columns: dict[str, pa.Array] = {}
+    for side in SIDES:
+        decision = t[f"{side}_decision"]
+        masks = side_masks(_is(decision, "approve"), _is(decision, "decline"),
+                           _is(decision, "review"), fraud, chargeback)
+        for measure, mask in masks.items():
+            columns[f"{measure}_{side}_minor"] = pa.array(np.where(mask, amount, 0))
+            columns[f"{measure}_{side}_count"] = pa.array(mask.astype(np.int64))
+        fee = _np(t[f"{side}_fee_minor"], 0).astype(np.int64)
+        columns[f"fees_{side}_minor"] = pa.array(np.where(masks["approved"] & (fee > 0), fee, 0))
+    columns["fraud_label_unknown_count"] = pa.array(
+        t["is_fraud"].is_null().to_numpy(zero_copy_only=False).astype(np.int64))
+    columns["chargeback_label_unknown_count"] = pa.array(
+        t["chargeback"].is_null().to_numpy(zero_copy_only=False).astype(np.int64))
+    return columns
 
 
 def _minute(us: int) -> int:
@@ -274,11 +312,22 @@ class ReportState:
         self.totals = _Totals()
         self.drift = DriftState(plan)
         self.rules_reapplied = False
+        self.reasons: Counter[str] = Counter()
 
-    def add(self, diffs: pa.Table, traffic: pa.Table) -> None:
-        """Fold one batch: its DIFF rows and the TRAFFIC rows they answer (row for row)."""
+    def add(self, diffs: pa.Table, traffic: pa.Table, decisions: pa.Table | None = None) -> None:
+        """Fold one batch: its DIFF rows, the TRAFFIC rows they answer and the candidate's
+        decisions (their reason codes)."""
         self.totals.add(diffs.select(COLUMNS))
+        self.add_reasons(decisions)
         self.drift.add(traffic, _is(diffs["category"], "quarantined"))
+
+    def add_reasons(self, decisions: pa.Table | None) -> None:
+        """Count each reason code the candidate gave (declines, reviews, skipped gateways)."""
+        if decisions is None or decisions.num_rows == 0:
+            return
+        counted = pc.value_counts(pc.list_flatten(decisions["reason_codes"]))
+        for item in counted.to_pylist():
+            self.reasons[item["values"]] += int(item["counts"])
 
 
 def drift_plan_for(run: dict[str, Any]) -> Any:
@@ -324,6 +373,22 @@ def _changed_rules(run_dir: Path, run: dict[str, Any]) -> Any:
     return load_diff_rules(path)
 
 
+def _reason_codes(part: Path) -> pa.Table | None:
+    """The reason codes of a diffs part's decisions part (None when it is gone)."""
+    decisions = part.parent.parent / "decisions" / part.name
+    return pq.read_table(decisions, columns=["reason_codes"]) if decisions.is_file() else None
+
+
+def _reasons_section(reasons: Counter[str]) -> dict[str, Any]:
+    """How often the candidate gave each reason code; ``pushed:`` codes are features that moved
+    the score without a truthful sentence (cutover.stack.reasons)."""
+    ranked = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {"counts": dict(ranked),
+            "note": "model: codes passed their sentence's check against the model's reference "
+                    "population; pushed: codes moved the score with no plain-language reason "
+                    "claimed"}
+
+
 def _p_success(part: Path) -> pa.Table:
     decisions = part.parent.parent / "decisions" / part.name
     if not decisions.is_file():
@@ -357,6 +422,8 @@ def fold_run(run_dir: Path, run: dict[str, Any]) -> ReportState:
             if rules is not None:
                 table = _reapplied(table, decided, rules)
             state.totals.add(table.select(COLUMNS))
+        state.add_reasons(_reason_codes(part))
+    state.totals.add_latency_sample(read_sample(run_dir))
     if run.get("store") and _store_files(run):
         _fold_traffic(run, state)
     return state
@@ -394,7 +461,8 @@ def finish_report(run_dir: Path, run: dict[str, Any], checkpoint: dict[str, Any]
         "rates": _rates(by_category, expected, rows_in),
         "money": {"by_currency": {c: {f: int(v.get(f, 0)) for f in MONEY_FIELDS}
                                   for c, v in sorted(totals.money.items())}},
-        "latency_ms": {side: _percentiles(h) for side, h in totals.latency.items()},
+        "latency_ms": _latency_section(totals, str(run.get("candidate") or "")),
+        "reasons": _reasons_section(state.reasons),
         "errors": {c: by_category[c] for c in ("candidate_error", "legacy_error", "quarantined")},
         "segments": _segments_section(totals), "timeline": _timeline_section(totals),
         "drift": state.drift.finish(reference) if drift else {
@@ -412,6 +480,24 @@ def _feed_health(state: ReportState, reference: Any, run: dict[str, Any],
         return {"version": SECTION_VERSION, "findings": [],
                 "note": "the traffic store of this run is gone; feed health not computed"}
     return feed_section(state.drift, reference, run)
+
+
+def _latency_section(totals: _Totals, candidate_name: str = "") -> dict[str, Any]:
+    """Legacy's recorded latency; the candidate's from timed single decisions, or for an
+    HTTP candidate from its every call (None when neither, so a gate with a latency limit
+    refuses the report rather than pass it); the batch time per row beside it."""
+    n = int(totals.decide_latency.sum())
+    if not n and candidate_name.startswith(HTTP_PREFIXES):
+        calls = int(totals.latency["candidate"].sum())
+        return {"legacy": _percentiles(totals.latency["legacy"]),
+                "candidate": _percentiles(totals.latency["candidate"])
+                | {"n": calls, "how": HOW_HTTP}}
+    candidate: dict[str, Any] = _percentiles(totals.decide_latency) if n else \
+        {"p50": None, "p95": None, "p99": None}
+    return {"legacy": _percentiles(totals.latency["legacy"]),
+            "candidate": candidate | {"n": n, "how": HOW if n else NOT_MEASURED},
+            "candidate_batch_per_row": _percentiles(totals.latency["candidate"])
+            | {"how": "the candidate's decide_batch time divided by the batch's rows"}}
 
 
 def _run_section(run_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
@@ -438,15 +524,44 @@ def _training(run: dict[str, Any]) -> tuple[list[Path], datetime, datetime] | No
         return None
 
 
-def write_reports(run_dir: Path, report: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write report.json and report.md (with charts) into ``run_dir``; return the report.
+#: Versions of a run's report beyond report.json: report-2.json ... (a bound on the search).
+REPORT_VERSIONS_MAX: Final = 10_000
 
-    ``report`` is the already-computed content (the engine's in-flight one); None rebuilds
-    it from the run's files.
+
+def report_path(run_dir: Path, version: int) -> Path:
+    """RUN_DIR/report.json for version 1, RUN_DIR/report-N.json after it."""
+    return Path(run_dir) / ("report.json" if version == 1 else f"report-{version}.json")
+
+
+def next_report_version(run_dir: Path) -> int:
+    """The first version whose report file does not exist yet."""
+    for version in range(1, REPORT_VERSIONS_MAX + 1):
+        if not report_path(run_dir, version).exists():
+            return version
+    raise StoreError(f"{run_dir}: {REPORT_VERSIONS_MAX} report versions already; start a new run")
+
+
+def latest_report_path(run_dir: Path) -> Path | None:
+    """The run's newest report version, or None when it has none."""
+    version = next_report_version(Path(run_dir)) - 1
+    return report_path(Path(run_dir), version) if version >= 1 else None
+
+
+def write_reports(run_dir: Path, report: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the next version of the report (report.json, then report-2.json, ...) and its
+    Markdown (with charts) into ``run_dir``; return the report (``run.report_version_of_run``
+    is its version: ``report_path`` names its file).
+
+    A report once written never changes: a plan may have recorded its sha256 as the evidence
+    for a phase. ``report`` is the already-computed content (the engine's in-flight one);
+    None rebuilds it from the run's files.
     """
     from cutover.shadow.report_md import write_markdown
     from cutover.store.checkpoint import write_json_atomic
     report = build_report(run_dir) if report is None else report
-    write_json_atomic(Path(run_dir) / "report.json", report)
-    write_markdown(Path(run_dir), report)
+    version = next_report_version(Path(run_dir))
+    path = report_path(Path(run_dir), version)
+    report["run"]["report_version_of_run"] = version
+    write_json_atomic(path, report)
+    write_markdown(Path(run_dir), report, path.with_suffix(".md").name)
     return report

@@ -64,8 +64,11 @@ def _money_section(report: dict[str, Any]) -> list[str]:
 
 
 def _latency(report: dict[str, Any]) -> list[str]:
-    rows = [[side, v["p50"], v["p95"], v["p99"]] for side, v in report["latency_ms"].items()]
-    return ["## Latency (ms)", "", *_table(["side", "p50", "p95", "p99"], rows)]
+    """Each latency figure with how it was measured: a batch's time per row is not a decision's."""
+    rows = [[side, *("-" if v.get(q) is None else v[q] for q in ("p50", "p95", "p99")),
+             v.get("how", "recorded per transaction") + (f" (n = {v['n']:,})" if "n" in v else "")]
+            for side, v in report["latency_ms"].items()]
+    return ["## Latency (ms)", "", *_table(["side", "p50", "p95", "p99", "measured as"], rows)]
 
 
 def _segments(report: dict[str, Any]) -> list[str]:
@@ -94,6 +97,31 @@ def _drift(report: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+#: Reason codes listed in report.md (report.json holds them all).
+REASONS_SHOWN_MAX = 15
+
+
+def _reasons(report: dict[str, Any]) -> list[str]:
+    """The candidate's reason codes by frequency, each with its sentence; a feature that
+    pushed the score without one is said to be exactly that (cutover.stack.reasons)."""
+    from cutover.errors import ConfigError
+    from cutover.stack.reasons import explain
+    counts = (report.get("reasons") or {}).get("counts") or {}
+    if not counts:
+        return []
+    shown = list(counts.items())[:REASONS_SHOWN_MAX]
+    try:
+        texts = explain([code for code, _ in shown])
+    except ConfigError:
+        texts = [code for code, _ in shown]
+    rows = [[code, f"{n:,}", text] for (code, n), text in zip(shown, texts, strict=True)]
+    return ["## Reason codes of the candidate", "",
+            "`model:` codes passed their sentence's check against the model's reference "
+            "population (with the value, in `cutover diff show`); `pushed:` codes moved the "
+            "score with no plain-language reason claimed.", "",
+            *_table(["code", "times given", "meaning"], rows)]
+
+
 def render_markdown(report: dict[str, Any], charts: list[str],
                     feed_chart: str | None = None) -> str:
     """The whole report.md text."""
@@ -105,17 +133,20 @@ def render_markdown(report: dict[str, Any], charts: list[str],
             f"- code version {run.get('code_version')}", ""]
     images = [f"![{Path(c).stem}]({c})" for c in charts]
     body = [*_counts(report), *_rates(report), *_money_section(report), *_latency(report),
+            *_reasons(report),
             *images, "", *_segments(report), *_drift(report), *feed_lines(report, feed_chart)]
     return "\n".join(head + body) + "\n"
 
 
-def write_markdown(run_dir: Path, report: dict[str, Any]) -> Path:
-    """Draw the charts and write RUN_DIR/report.md."""
-    from cutover.shadow.charts import draw_all
+def write_markdown(run_dir: Path, report: dict[str, Any], name: str = "report.md") -> Path:
+    """Draw the charts and write RUN_DIR/report.md (or ``name``, a later version's)."""
+    from cutover.shadow.charts import CHARTS_DIR, draw_all
     from cutover.shadow.feed_report_md import feed_chart as draw_feed_chart
-    charts = [str(p.relative_to(run_dir)) for p in draw_all(run_dir, report)]
-    feed = draw_feed_chart(report, Path(run_dir) / "charts")
-    path = Path(run_dir) / "report.md"
+    # report.md's charts in charts/, report-2.md's in charts-2/: each version keeps its own.
+    folder = CHARTS_DIR + name.removeprefix("report").removesuffix(".md")
+    charts = [str(p.relative_to(run_dir)) for p in draw_all(run_dir, report, folder)]
+    feed = draw_feed_chart(report, Path(run_dir) / folder)
+    path = Path(run_dir) / name
     path.write_text(render_markdown(report, charts, str(feed.relative_to(run_dir)) if feed
                                     else None), encoding="utf-8")
     return path

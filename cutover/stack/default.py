@@ -33,7 +33,7 @@ from cutover.stack.health import (
     outcome_arrays,
 )
 from cutover.stack.online import OnlineFeatures, ts_us_of
-from cutover.stack.reasons import METHOD_DEFAULT, top_features
+from cutover.stack.reasons import METHOD_DEFAULT, feature_values, top_features
 from cutover.stack.retries import retry_plan_one, retry_plans
 from cutover.stack.routing import SuccessTable, choose_route_one, choose_routes, load_gateways
 from cutover.stack.rules import Rules, apply_rules, load_rules, rule_one
@@ -67,6 +67,7 @@ class DefaultStack:
         self.review_at = float(thresholds.get("review_at", rules.review_at))
         self.decline_at = float(thresholds.get("decline_at", rules.decline_at))
         self.contrib_method = card.get("reasons", {}).get("method", METHOD_DEFAULT)
+        self.reference = card.get("reference")
         self.state = FeatureState()
         self.online = OnlineFeatures()
         # Built on the first decide(): a replay never pays for the self-check. The row buffer
@@ -171,9 +172,12 @@ class DefaultStack:
         decision, rule = rule_one(self.rules, row, float(prepared.row[0, CARD_N_1H]),
                                   route is not None, score, self.review_at, self.decline_at)
         reasons: list[str] = []
+        values: dict[str, float] = {}
         if decision != "approve":
             contribs = prepared.contributions(self.contrib_method)
-            reasons = [f"rule:{rule}", *top_features(contribs, FEATURES)[0]]
+            reasons = [f"rule:{rule}",
+                       *top_features(contribs, FEATURES, prepared.row, self.reference)[0]]
+            values = feature_values(reasons, prepared.row[0], FEATURES)
         if skipped is not None:
             reasons.append(f"{SKIPPED_UNHEALTHY}:{skipped}")
         return {"txn_id": row["txn_id"], "decision": decision, "reason_codes": reasons,
@@ -181,6 +185,7 @@ class DefaultStack:
                 "p_success": None if p_success != p_success else p_success,  # NaN: no route
                 "model_version": self.model_version,
                 "retry_plan": retry_plan_one(decision, rule, route, alt, p_success),
+                "reason_values": values,
                 "latency_us": (time.perf_counter_ns() - start) // 1000}
 
     def _prepared_row(self) -> PreparedRow:
@@ -231,8 +236,9 @@ class DefaultStack:
             return pa.ListArray.from_arrays(pa.array(np.zeros(len(X) + 1, np.int32)),
                                             pa.array([], pa.string()))
         explained = np.flatnonzero(flagged)
-        feats = dict(zip(explained.tolist(), top_features(self.contributions(X[explained]), FEATURES),
-                         strict=True)) if len(explained) else {}
+        feats = dict(zip(explained.tolist(),
+                         top_features(self.contributions(X[explained]), FEATURES, X[explained],
+                                      self.reference), strict=True)) if len(explained) else {}
         for i in rows.tolist():
             codes = [f"rule:{rule[i]}", *feats[i]] if flagged[i] else []
             if skipped is not None and skipped[i] is not None:

@@ -24,6 +24,7 @@ from cutover.domain import currency_exponent
 from cutover.errors import ConfigError, InputError
 from cutover.paths import fixtures_dir
 from cutover.stack.features import HISTORY_US
+from cutover.stack.money import SIDE_MEASURES, decision_masks, side_masks
 
 SIDES: Final = ("legacy", "stack")
 TOTAL_KEYS: Final = ("fraud_minor", "fraud_caught_minor", "false_decline_minor", "approved_minor",
@@ -48,27 +49,28 @@ def _empty_side() -> dict[str, Any]:
             "by_currency": defaultdict(lambda: defaultdict(int))}
 
 
-def _score_side(acc: dict[str, Any], decision: np.ndarray, fraud: np.ndarray, amount: np.ndarray,
-                currency: np.ndarray, fee: np.ndarray, p_success: np.ndarray) -> None:
-    approved, declined = decision == "approve", decision == "decline"
-    caught = fraud & ~approved
-    false_decline = declined & ~fraud
+def _score_side(acc: dict[str, Any], decision: np.ndarray, fraud: np.ndarray,
+                chargeback: np.ndarray, amount: np.ndarray, currency: np.ndarray, fee: np.ndarray,
+                p_success: np.ndarray) -> None:
+    """Fold one side's decisions; money by the money model (cutover.stack.money), as the
+    replay report and the ledger count it."""
+    approved, declined, reviewed = decision_masks(decision)
+    masks = side_masks(approved, declined, reviewed, fraud, chargeback)
     acc["rows"] += len(decision)
     acc["approved"] += int(approved.sum())
     acc["declined"] += int(declined.sum())
-    acc["reviewed"] += int((decision == "review").sum())
+    acc["reviewed"] += int(reviewed.sum())
     acc["fraud_rows"] += int(fraud.sum())
-    acc["fraud_caught_count"] += int(caught.sum())
-    acc["false_decline_count"] += int(false_decline.sum())
+    acc["fraud_caught_count"] += int(masks["fraud_caught"].sum())
+    acc["false_decline_count"] += int(masks["false_decline"].sum())
     acc["p_success_sum"] += float(np.nansum(np.where(approved, p_success, 0.0)))
     for cur in np.unique(currency):
         m = currency == cur
         bucket = acc["by_currency"][str(cur)]
         bucket["fraud_minor"] += int(amount[m & fraud].sum())
-        bucket["fraud_caught_minor"] += int(amount[m & caught].sum())
-        bucket["false_decline_minor"] += int(amount[m & false_decline].sum())
-        bucket["approved_minor"] += int(amount[m & approved].sum())
-        bucket["fees_minor"] += int(fee[m & approved].sum())
+        for measure in SIDE_MEASURES:
+            bucket[f"{measure}_minor"] += int(amount[m & masks[measure]].sum())
+        bucket["fees_minor"] += int(fee[m & approved & (fee > 0)].sum())
 
 
 def evaluate(store: Path, registry: Path, since: datetime, until: datetime,
@@ -120,10 +122,12 @@ def _one_batch(stack: Any, batch: pa.RecordBatch, acc: dict[str, Any]) -> None:
     legacy_ok = batch.column("gateway_ok")
     legacy_decision = np.asarray(batch.column("legacy_decision").to_pylist(), dtype=object)
     stack_decision = np.asarray(decisions.column("decision").to_pylist(), dtype=object)
-    _score_side(acc["legacy"], legacy_decision, fraud, amount, currency,
-                batch.column("legacy_fee_minor").to_numpy(), _legacy_p(stack, batch))
-    _score_side(acc["stack"], stack_decision, fraud, amount, currency,
-                decisions.column("fee_minor").to_numpy(),
+    chargeback = pc.fill_null(batch.column("chargeback"), False).to_numpy(zero_copy_only=False)
+    _score_side(acc["legacy"], legacy_decision, fraud, chargeback, amount, currency,
+                pc.fill_null(batch.column("legacy_fee_minor"), 0).to_numpy(),
+                _legacy_p(stack, batch))
+    _score_side(acc["stack"], stack_decision, fraud, chargeback, amount, currency,
+                pc.fill_null(decisions.column("fee_minor"), 0).to_numpy(),
                 decisions.column("p_success").to_numpy(zero_copy_only=False))
     if acc["true_rates"]:
         for side, decision, route in (("legacy", legacy_decision, batch.column("legacy_route")),
@@ -176,11 +180,16 @@ def _summary(acc: dict[str, Any], stack: Any, since: datetime, until: datetime) 
                    "(cutover/fixtures/gateways.toml sim_success, without outages), shown for reference only")
     out["stack_better"] = _verdict(out["sides"])
     rates = load_report_rates()
+    from cutover.stack.fx import default_fx_path, load_fx
+    out["usd_indicative_rates"] = load_fx().label(str(default_fx_path().name))
     for side in SIDES:
         out["sides"][side]["usd_indicative"] = _usd_totals(out["sides"][side]["by_currency"], rates)
     lg_usd, st_usd = out["sides"]["legacy"]["usd_indicative"], out["sides"]["stack"]["usd_indicative"]
-    out["stack_better_overall"] = (st_usd["fraud_caught"] >= lg_usd["fraud_caught"]
-                                   and st_usd["false_decline"] <= lg_usd["false_decline"])
+    # The verdict is the per-currency one, everywhere: a sum in indicative USD can say "better"
+    # while every currency's own column says "no". The USD comparison is kept, named as such.
+    out["stack_better_overall"] = bool(out["stack_better"]) and all(out["stack_better"].values())
+    out["stack_better_usd_indicative"] = (st_usd["fraud_caught"] >= lg_usd["fraud_caught"]
+                                          and st_usd["false_decline"] <= lg_usd["false_decline"])
     return out
 
 
@@ -223,13 +232,14 @@ def _true_p(rates: dict[str, dict[str, float]], stack: Any, route: pa.Array,
 
 
 def load_report_rates(path: Path | None = None) -> dict[str, float]:
-    """Indicative units-per-USD rates for headline totals (cutover/fixtures/routing.toml [report])."""
-    path = Path(path) if path else fixtures_dir() / "routing.toml"
-    try:
-        doc = tomllib.loads(path.read_text())
-        return {str(k): float(v) for k, v in doc["report"]["units_per_usd"].items()}
-    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read [report.units_per_usd]: {exc}") from exc
+    """Indicative units-per-USD rates for headline totals (cutover/fixtures/fx/indicative.toml,
+    the same rates a plan's money limits use)."""
+    from cutover.stack.fx import load_fx
+    fx = load_fx(path)
+    if fx.reference != "USD":
+        raise ConfigError(f"{path}: evaluate sums in USD; the rates file's reference is "
+                          f"{fx.reference}")
+    return dict(fx.units_per_reference)
 
 
 def _usd_totals(by_currency: dict[str, dict[str, int]], rates: dict[str, float]) -> dict[str, Any]:

@@ -18,8 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from cutover.stack.features import FEATURES, HISTORY_US, INPUT_COLUMNS
-from cutover.stack.reasons import explain as reason_texts
-from cutover.stack.reasons import top_features
+from cutover.stack.reasons import MODEL, sentence, supported, top_features
 
 #: The batch state's history columns (features.HISTORY_SCHEMA) that are look-back entities,
 #: with the traffic column each is keyed by (the customer-device pair is a subset of the
@@ -66,13 +65,13 @@ def attribution(stack: Any, X: np.ndarray, recorded_codes: list[str],
     bias, parts = float(exact[-1]), exact[: len(FEATURES)]
     margin = float(exact.sum())
     score = float(stack.booster.inplace_predict(X)[0])
-    texts = reason_texts([f"model:{name}" for name in FEATURES])
-    features = [{"name": name, "code": f"model:{name}", "value": float(X[0, i]),
-                 "contribution": float(parts[i]), "text": texts[i]}
+    reference = getattr(stack, "reference", None)
+    true = supported(X, FEATURES, reference)[0]
+    features = [_feature(name, float(X[0, i]), float(parts[i]), bool(true[i]), reference)
                 for i, name in enumerate(FEATURES)]
     ranked = sorted(features, key=lambda f: -f["contribution"])
-    model_codes = [c for c in recorded_codes if c.startswith("model:")]
-    own = top_features(stack.contributions(X), FEATURES)[0]
+    model_codes = [c for c in recorded_codes if c.split(":", 1)[0] in ("model", "pushed")]
+    own = top_features(stack.contributions(X), FEATURES, X, reference)[0]
     return {
         "method": f"{EXACT_METHOD} (exact TreeSHAP)", "card_method": stack.contrib_method,
         "bias": bias, "margin": margin, "score": score, "score_from_margin": _sigmoid(margin),
@@ -83,6 +82,15 @@ def attribution(stack: Any, X: np.ndarray, recorded_codes: list[str],
         "top": [f for f in ranked[:TOP_CONTRIBUTIONS] if f["contribution"] > 0],
         "features": features,
     }
+
+
+def _feature(name: str, value: float, contribution: float, true: bool,
+             reference: dict[str, Any] | None) -> dict[str, Any]:
+    """One feature's value, contribution and sentence: the claim when the value supports it,
+    else what the value is and that no reason is claimed (``supported`` says which)."""
+    code = f"{MODEL}{name}" if true else f"pushed:{name}"
+    return {"name": name, "code": code, "value": value, "contribution": contribution,
+            "supported": true, "text": sentence(code, value, reference)}
 
 
 def _sigmoid(margin: float) -> float:

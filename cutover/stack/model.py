@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from cutover.errors import InputError
 from cutover.stack import metrics, registry
 from cutover.stack.features import FEATURES, FeatureState
-from cutover.stack.reasons import METHOD_DEFAULT
+from cutover.stack.reasons import METHOD_DEFAULT, reference_of
 from cutover.stack.routing import fit_success, load_gateways
 
 VALID_SHARE: Final = 0.2
@@ -209,6 +209,8 @@ def train(store: Path, registry_dir: Path, *, until: datetime | None = None, see
         "metrics": validation_metrics(data.y[split:], score),
         "reasons": {"method": METHOD_DEFAULT, "cost_us_per_row": contrib_cost_us(booster, data.X[split:]),
                     "computed_for": ["decline", "review"]},
+        # What "many" or "little" means in a reason's sentence: judged against these.
+        "reference": reference_of(data.X[:split], FEATURES),
         "routing": {"model": "smoothed success rate by gateway x card region x currency x hour",
                     "learned_from": "gateway_ok of recorded legacy routes", "rows": table.rows},
         "checks": checks,

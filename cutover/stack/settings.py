@@ -1,6 +1,7 @@
 """The reference stack's routing settings files, as strict models.
 
-``routing.toml`` holds the routing report's indicative rates and the gateway-health policy;
+``routing.toml`` holds the gateway-health policy (indicative rates live in fixtures/fx, read by
+``cutover.stack.fx``);
 ``gateways.toml`` the gateways' prices and data residency (and, for the simulator only, their
 true success rates). Both are edited by people, so both refuse unknown keys and name the key.
 """
@@ -15,13 +16,6 @@ from cutover.config import StrictModel, config_model
 
 Positive = Annotated[float, Field(gt=0)]
 Share = Annotated[float, Field(ge=0, le=1)]
-
-
-class ReportSection(StrictModel):
-    """Settings of the routing report (never of a decision)."""
-
-    units_per_usd: dict[str, Positive] = Field(
-        description="INDICATIVE units of each currency per US dollar, for headline totals only")
 
 
 class HealthSection(StrictModel):
@@ -45,9 +39,8 @@ class HealthSection(StrictModel):
 
 @config_model("routing settings", "cutover/fixtures/routing.toml")
 class RoutingFile(StrictModel):
-    """Routing report rates and the gateway-health policy of the reference stack."""
+    """The gateway-health policy of the reference stack."""
 
-    report: ReportSection
     health: HealthSection
 
 

@@ -21,6 +21,8 @@ from cutover.tui.screens.plan import PlanScreen
 from cutover.tui.views.counts import CountsCache
 from cutover.tui.views.run import fingerprint
 
+#: How long the "refreshed" notice stays up.
+REFRESH_NOTICE_S = 3.0
 SCREENS_BY_KEY = (("o", "overview", "Overview"), ("d", "diffs", "Diffs"),
                   ("l", "ledger", "Ledger"), ("p", "plan", "Plan"))
 
@@ -69,8 +71,12 @@ class CutoverApp(App[None]):
             screen.post_message(RunChanged())
 
     def action_refresh(self) -> None:
-        """Ask the current screen to read the stores again."""
+        """Ask the current screen to read the stores again, and say so: a refresh that
+        changes nothing on screen must still show it happened."""
+        from datetime import UTC, datetime
         self.screen.post_message(RunChanged())
+        self.notify(f"re-read the run at {datetime.now(UTC):%H:%M:%S} UTC",
+                    title="refreshed", timeout=REFRESH_NOTICE_S)
 
     def action_help(self) -> None:
         """Show the key reference (or close it)."""

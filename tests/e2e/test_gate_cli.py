@@ -53,13 +53,30 @@ def test_missing_report_and_bad_policy_are_exit_2(tmp_path):
     assert code == 2 and 'no phase "canary-7"' in message
 
 
+POLICY_50 = """\
+min_sample = 50000
+max_rate = { approve_to_decline = 0.03, decline_to_approve = 0.02, review_change = 0.05 }
+max_candidate_error_rate = 0.005
+max_latency_p99_ms = 20
+max_psi = 0.25
+no_new_values = ["merchant_country", "channel"]
+segment_min_n = 500
+segment_max_mismatch_rate = 0.50
+max_false_decline = ["50000.00 USD", "50000.00 EUR", "50000.00 GBP"]
+max_fraud_let_through = ["10000.00 USD", "10000.00 EUR", "10000.00 GBP"]
+"""
+
+
 def test_junit_and_markdown_outputs(tmp_path):
     """A failing gate writes JUnit with the right failure count and a Markdown row per check."""
     report = make_report(900, {"approve_to_decline": 80})
     report["segments"] = [{"dimension": "merchant_id", "value": "M00042", "n": 600,
                            "mismatches": 400}]
     path = write_report(tmp_path / "report.json", report)
-    code, stdout, _ = run(["gate", str(path), "--policy", str(DEMO_PLAN), "--phase", "canary-5",
+    # A policy of its own (the demo plan's gates change with the demo): a 50% segment limit
+    # over every mismatch category, money per currency.
+    policy = write_plan(tmp_path / "policy.toml", "[gate]\n" + POLICY_50)
+    code, stdout, _ = run(["gate", str(path), "--policy", str(policy),
                            "--junit", str(tmp_path / "g.xml"), "--markdown", str(tmp_path / "g.md"),
                            "--json"])
     result = json.loads(stdout)

@@ -83,11 +83,14 @@ def test_reconcile_zero_breaks_then_exactly_one_after_altering_a_balance(applied
 
 
 def test_compare_and_balances_print_money_strings(applied_run):
-    """compare --json has captured/fees/fraud per currency; balances lists accounts."""
+    """compare --json has captured/fees/fraud/dispute losses per currency (this run has no
+    report.json to hold them against); balances lists accounts."""
     run, tables = applied_run
     code, stdout = invoke("shadow", "compare", str(run), "--json")
     rows = json.loads(stdout)["rows"]
-    assert code == 0 and {r["measure"] for r in rows} == {"captured", "fees", "fraud_losses"}
+    assert code == 0 and {r["measure"] for r in rows} == {"captured", "fees", "fraud_losses",
+                                                         "dispute_losses"}
+    assert json.loads(stdout)["against_report"] is None
     figures = expected_legacy_figures(tables)
     usd = next(r for r in rows if r["measure"] == "captured" and r["currency"] == "USD")
     assert usd["legacy_minor"] == sum(v for (a, c), v in figures.items()

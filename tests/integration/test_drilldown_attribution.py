@@ -88,7 +88,7 @@ def check_row(result: dict, expected: np.ndarray, recorded: dict) -> dict:
                                                                          abs=1e-6)
     top = [f["contribution"] for f in model["top"]]
     assert top == sorted(top, reverse=True) and all(c > 0 for c in top)
-    stored = [c for c in recorded["reason_codes"] if c.startswith("model:")]
+    stored = [c for c in recorded["reason_codes"] if c.split(":")[0] in ("model", "pushed")]
     if stored:
         assert model["codes_reproduced"] and model["codes_card_method"] == stored
         by_code = {f["code"]: f["contribution"] for f in model["features"]}

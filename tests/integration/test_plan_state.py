@@ -80,10 +80,10 @@ def test_advance_waits_for_bake_time(machine):
     machine.approve("dave")
     machine.clock.advance(hours=23)
     with pytest.raises(PlanError) as info:
-        machine.advance(GOOD, "c" * 64, "alice")
+        machine.advance(GOOD, "a" * 64, "alice")  # the same report: the same sha256
     assert 'bake time of "canary-1": 23.00h elapsed of 24.00h required' in str(info.value)
     machine.clock.advance(hours=1)
-    event, gate = machine.advance(GOOD, "c" * 64, "alice")
+    event, gate = machine.advance(GOOD, "a" * 64, "alice")
     assert (event.to_phase, gate.passed, _phase(machine)) == ("canary-5", True, "canary-5")
 
 

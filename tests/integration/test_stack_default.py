@@ -93,7 +93,8 @@ def test_decide_batch_conforms_to_decision_and_explains_every_decline(world, sam
         if d == "approve":
             assert codes == [] and (fee > 0) == (route is not None)
         else:
-            assert codes[0].startswith("rule:") and any(c.startswith("model:") for c in codes)
+            assert codes[0].startswith("rule:") and any(c.split(":")[0] in ("model", "pushed")
+                                                        for c in codes)
             assert fee == 0
     assert min(out["latency_us"].to_pylist()) >= 0
 

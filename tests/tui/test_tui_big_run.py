@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 from textual.widgets import DataTable, Static
 
 from cutover.tui.app import CutoverApp
@@ -37,8 +38,8 @@ async def test_first_page_of_a_million_rows_within_two_seconds(big_run):
 
 
 async def test_paging_and_sorting_a_million_rows_stay_interactive(big_run):
-    """Next page within 2 s; sort by amount descending (three quick keys, one query) within
-    SORTED_PAGE_S_MAX."""
+    """Next page within 2 s; sort by amount (indicative USD) descending (three quick keys, one
+    query) within SORTED_PAGE_S_MAX."""
     app = CutoverApp(TuiConfig(run_dir=big_run, start="diffs"))
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
@@ -54,9 +55,12 @@ async def test_paging_and_sorting_a_million_rows_stay_interactive(big_run):
         await pilot.press("s", "s", "v")
         await wait_for(pilot, lambda: screen.shown_query == screen.diff_query, "sorted page")
         assert time.perf_counter() - started < SORTED_PAGE_S_MAX
-        amounts = [r["amount_minor"] for r in screen.page_rows]
+        # Amounts sort by their indicative USD value (EUR at 0.92 to the dollar).
+        usd = {"USD": 1.0, "EUR": 1 / 0.92}
+        amounts = [r["amount_minor"] * usd[r["currency"]] for r in screen.page_rows]
         index = np.arange(1_000_000)
         mismatch = np.array([c not in ("match", "quarantined") for c in PATTERN])[
             index % len(PATTERN)]
         assert amounts == sorted(amounts, reverse=True)
-        assert amounts[0] == int((1000 + (index * 7919) % 90000)[mismatch].max())
+        all_usd = (1000 + (index * 7919) % 90000) * np.where(index % 3 == 0, usd["EUR"], 1.0)
+        assert amounts[0] == pytest.approx(float(all_usd[mismatch].max()))

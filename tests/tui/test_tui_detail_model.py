@@ -43,9 +43,15 @@ def test_reason_codes_carry_the_recomputed_contributions(real_run):
     assert model["available"] and model["score_reproduced"]
     contribution = {f["code"]: f["contribution"] for f in model["features"]}
     lines = reasons_text(data).splitlines()
+    by_code = {f["code"]: f for f in model["features"]}
     for code in decided["reason_codes"]:
-        if code.startswith("model:"):
+        if code.split(":")[0] in ("model", "pushed"):
             assert any(line.startswith(f"  {code} {contribution[code]:+.3f}: ") for line in lines)
+            # The same sentence decide and explain write: with the value and its typical range
+            # for a truthful code; "no plain-language reason" for a pushed one.
+            said = by_code[code]["text"]
+            assert f": {said}" in "\n".join(lines)
+            assert ("typical" in said or "no plain-language" in said), said
     assert any(line.startswith("score ") and line.endswith("reproduced") for line in lines)
     top = model["top"][0]
     assert f"  {top['contribution']:+.3f} {top['name']} = " in "\n".join(lines)

@@ -89,12 +89,14 @@ async def test_diffs_filter_by_category_segment_amount_and_search(small_run):
               if r["category"] == "route_change" and r["merchant_id"] == "M0004"]
         assert [r[0] for r in cells(table)] == [r["txn_id"] for r in m4] and len(m4) == 5
         screen.query_one("#min-amount", Input).focus()
-        await pilot.press(*"50000", "enter")
+        await pilot.press(*"500", "enter")
         await settle(pilot)
-        big = [r["txn_id"] for r in m4 if r["amount_minor"] >= 50_000]
+        # In indicative USD (cutover/fixtures/fx/indicative.toml): EUR at 0.92 to the dollar.
+        usd = {"USD": 1.0, "EUR": 1 / 0.92}
+        big = [r["txn_id"] for r in m4 if r["amount_minor"] * usd[r["currency"]] >= 50_000]
         assert [r[0] for r in cells(table)] == big and 0 < len(big) < 5
         assert f"of {len(big)} ·" in text_of(app, "#diffs-status")
-        assert "merchant_id=M0004, amount>=50000" in text_of(app, "#diffs-status")
+        assert "merchant_id=M0004, amount>=500 USD" in text_of(app, "#diffs-status")
         table.focus()
         await pilot.press("slash", *big[0][:-1], "enter")
         await settle(pilot)
@@ -111,12 +113,13 @@ async def test_diffs_sort_cycles_and_reverses(small_run):
         assert "sort ts asc" in text_of(app, "#diffs-status")
         await pilot.press("s", "v")
         await settle(pilot)
-        assert "sort amount_minor desc" in text_of(app, "#diffs-status")
+        assert "sort amount (USD indicative) desc" in text_of(app, "#diffs-status")
         screen: DiffsScreen = app.screen
-        amounts = [r["amount_minor"] for r in screen.page_rows]
+        usd = {"USD": 1.0, "EUR": 1 / 0.92}  # cutover/fixtures/fx/indicative.toml
+        amounts = [r["amount_minor"] * usd[r["currency"]] for r in screen.page_rows]
         assert amounts == sorted(amounts, reverse=True)
         top = max((r for r in diff_rows(0, 120) if r["category"] not in ("match", "quarantined")),
-                  key=lambda r: r["amount_minor"])
+                  key=lambda r: r["amount_minor"] * usd[r["currency"]])
         assert cells(screen.query_one("#diffs", DataTable))[0][0] == top["txn_id"]
 
 
@@ -256,17 +259,24 @@ async def test_command_palette_filters_diffs_to_a_category(small_run):
 
 
 async def test_footer_keys_and_help_screen(small_run):
-    """The footer lists the screen's keys; ? opens the key reference and ? closes it."""
+    """The footer lists the screen's keys (Diffs leaves the screen keys to help, so its own
+    fit); ? opens the key reference, which lists them, and ? closes it."""
     from tests.tui_support import screen_text
     app = make_app(small_run, start="diffs")
     async with app.run_test(size=(200, 30)) as pilot:
         await settle(pilot)
         footer = screen_text(app).splitlines()[-1]
-        for label in ("Expected", "Find", "Sort", "Next", "Overview", "Help", "Quit"):
+        for label in ("Expected", "Find", "Sort", "Next", "Refresh", "Help", "Quit"):
             assert label in footer
+        await pilot.press("o")
+        await settle(pilot)
+        assert "o Overview d Diffs l Ledger p Plan" in screen_text(app).splitlines()[-1]
+        await pilot.press("d")
+        await settle(pilot)
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
         assert "mark pattern expected" in text_of(app, "#help-text")
+        assert "o overview  d diffs" in text_of(app, "#help-text")
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen), "help closed")
 

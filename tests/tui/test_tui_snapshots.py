@@ -42,7 +42,8 @@ def test_snapshot_overview(snap_compare, app_on):
 
 def test_snapshot_diffs(snap_compare, app_on):
     """The first page of mismatches in file order (T000003 approve_to_decline first), the
-    filter bar, and "rows 1-45 of 45 · page 1/1 · file order · mismatches"."""
+    filter bar (category wide enough for approve_to_decline, min USD), "rows 1-45 of 45 ·
+    page 1/1 · file order · mismatches", and the whole key bar ending "q Quit"."""
     assert snap_compare(app_on("diffs"), terminal_size=SIZE, run_before=settle)
 
 

@@ -44,10 +44,13 @@ def test_filters_combine_category_segment_amount_and_txn_search(small_run):
 
 
 def test_sort_by_amount_descending_and_severity(small_run):
-    """Sorted pages come out in the key's order, ties broken by txn id."""
+    """Sorted pages come out in the key's order (amounts by their indicative USD value, as
+    minor units of EUR and USD do not compare), ties broken by txn id."""
+    from cutover.stack.fx import load_fx, reference_amounts
     dataset = dv.open_diffs(small_run)
     amounts = dv.page(dataset, dv.DiffQuery(sort="amount_minor", descending=True))
-    values = amounts["amount_minor"].to_pylist()
+    values = list(reference_amounts(load_fx(), amounts["amount_minor"].to_numpy(),
+                                    amounts["currency"]))
     assert values == sorted(values, reverse=True) and len(values) == 45
     worst = dv.page(dataset, dv.DiffQuery(sort="severity", descending=True, page_rows=5))
     assert set(worst["severity"].to_pylist()) == {"critical"}

@@ -36,12 +36,22 @@ def test_approval_books_hold_capture_and_fee_in_the_legacy_book_only():
 
 
 def test_chargeback_moves_the_loss_to_fraud_loss_and_null_route_is_unrouted():
-    """A labelled chargeback books FRAUD_LOSS/CARD_FUNDING; a null route posts via UNROUTED."""
-    plan = plan_postings(_row(chargeback=True, legacy_route=None, legacy_fee_minor=0))
+    """A chargeback labelled fraud books FRAUD_LOSS/CARD_FUNDING; a null route posts via
+    UNROUTED."""
+    plan = plan_postings(_row(chargeback=True, is_fraud=True, legacy_route=None,
+                              legacy_fee_minor=0))
     kinds = [e[1] for e in _entries(plan)]
     assert kinds == ["hold", "capture", "chargeback"]
     assert _entries(plan)[0][3] == "GATEWAY_CLEARING:UNROUTED"
     assert _entries(plan)[2][2:] == ("FRAUD_LOSS:M1", "CARD_FUNDING:C1", 1000, -1000)
+
+
+@pytest.mark.parametrize("fraud", [False, None])
+def test_a_chargeback_not_labelled_fraud_is_a_dispute_loss(fraud):
+    """The money model: no fraud label, no fraud loss; the refund books DISPUTE_LOSS."""
+    plan = plan_postings(_row(chargeback=True, is_fraud=fraud))
+    assert _entries(plan)[-1][1:] == (
+        "chargeback", "DISPUTE_LOSS:M1", "CARD_FUNDING:C1", 1000, -1000)
 
 
 @pytest.mark.parametrize("decision", ["decline", "review", "error", None])

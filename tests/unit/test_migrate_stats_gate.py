@@ -64,15 +64,31 @@ def test_segment_failure_names_the_segment():
 
 
 def test_money_at_risk_per_currency():
-    """False declines of 600.00 USD break a 500.00 USD limit; an unlisted currency at risk fails."""
+    """False declines of 600.00 USD break a 500.00 USD limit; an unlisted currency at risk is
+    unusable input naming the currency (the plan must say), not a failure of the candidate."""
     policy = parse_policy({"max_false_decline": ["500.00 USD"]}, "t")
     report = make_report(10_000)
     report["money"]["by_currency"]["USD"]["false_decline_minor"] = 60_000
-    report["money"]["by_currency"]["JPY"] = {"false_decline_minor": 3000}
     result = evaluate(report, policy)
     assert [c.message for c in result.failures] == [
-        "false decline JPY: 3000 JPY over no limit set",
         "false decline USD: 600.00 USD over <= 500.00 USD"]
+    report["money"]["by_currency"]["JPY"] = {"false_decline_minor": 3000}
+    with pytest.raises(GateInputError, match="false decline JPY is 3000 JPY and the policy sets "
+                                             "no limit for JPY"):
+        evaluate(report, policy)
+
+
+def test_money_total_in_the_reference_currency_covers_every_currency():
+    """3,000 JPY + 600.00 USD at 150 JPY/USD is 620.00 USD: over a 610.00 USD total, within 620."""
+    from cutover.stack.fx import load_fx
+    report = make_report(10_000)
+    report["money"]["by_currency"]["USD"]["false_decline_minor"] = 60_000
+    report["money"]["by_currency"]["JPY"] = {"false_decline_minor": 3000}
+    for limit, passed in (("610.00 USD", False), ("620.00 USD", True)):
+        policy = parse_policy({"max_false_decline_total": limit}, "t", load_fx(), "fx.toml")
+        check = next(c for c in evaluate(report, policy).checks if c.name == "false decline total")
+        assert check.passed is passed and check.observed.startswith("620.00 USD")
+        assert "2026-11-01" in check.message
 
 
 def test_conservation_false_fails():

@@ -12,14 +12,17 @@ debit +, credit -):
 * ``capture``    capture to merchant: Dr GATEWAY_CLEARING:<route>  Cr MERCHANT_PAYABLE:<merchant>
 * ``fee``        gateway fee, only when fee > 0:
                                       Dr FEE_EXPENSE:<route>       Cr GATEWAY_CLEARING:<route>
-* ``chargeback`` only when the row is labelled ``chargeback``:
+* ``chargeback`` only when the row is labelled ``chargeback``; labelled fraud too:
                                       Dr FRAUD_LOSS:<merchant>     Cr CARD_FUNDING:<customer>
+                  not labelled fraud (a dispute: goods not received, a duplicate):
+                                      Dr DISPUTE_LOSS:<merchant>   Cr CARD_FUNDING:<customer>
 
-A chargeback refunds the cardholder (undoing the card funding) and books the amount as a fraud
-loss attributed to the merchant. We deliberately do not claw it back from MERCHANT_PAYABLE: the
-legacy end-of-day file reports the payable as the total approved amount, gross of chargebacks,
-and keeping the payable gross lets reconciliation compare like with like. A fraud label without
-a chargeback posts nothing, because no money has moved yet.
+A chargeback refunds the cardholder (undoing the card funding) and books the amount as a loss
+attributed to the merchant: a fraud loss only for labelled fraud (docs/money.md). We
+deliberately do not claw it back from MERCHANT_PAYABLE: the legacy end-of-day file reports the
+payable as the total approved amount, gross of chargebacks, and keeping the payable gross lets
+reconciliation compare like with like. A fraud label without a chargeback posts nothing,
+because no money has moved yet.
 
 ``decline``, ``review`` and ``error`` post nothing, nor does a quarantined row, nor a side
 whose decision is missing. An approved row without a route posts through
@@ -39,6 +42,7 @@ import pyarrow.compute as pc
 from cutover.domain import CURRENCY_EXPONENTS
 from cutover.errors import StoreError, Unbalanced
 from cutover.shadow.ledger.schema import BOOK_IDS
+from cutover.stack.money import side_masks
 
 UNROUTED: Final = "UNROUTED"
 QUARANTINED: Final = "quarantined"
@@ -54,12 +58,13 @@ MERCHANT_PAYABLE: Final = "MERCHANT_PAYABLE"
 GATEWAY_CLEARING: Final = "GATEWAY_CLEARING"
 FEE_EXPENSE: Final = "FEE_EXPENSE"
 FRAUD_LOSS: Final = "FRAUD_LOSS"
+DISPUTE_LOSS: Final = "DISPUTE_LOSS"
 ACCOUNT_CLASSES: Final = (CARD_FUNDING, MERCHANT_PAYABLE, GATEWAY_CLEARING, FEE_EXPENSE,
-                          FRAUD_LOSS)
+                          FRAUD_LOSS, DISPUTE_LOSS)
 
 #: The DIFF columns the policy reads.
 COLUMNS: Final = ["txn_id", "ts", "category", "amount_minor", "currency", "merchant_id",
-                  "customer_id", "chargeback",
+                  "customer_id", "chargeback", "is_fraud",
                   "legacy_decision", "legacy_route", "legacy_fee_minor",
                   "candidate_decision", "candidate_route", "candidate_fee_minor"]
 
@@ -153,13 +158,20 @@ def _book_rules(diffs: pa.RecordBatch, book: str) -> list[_Rule]:
     fee = pc.fill_null(diffs[f"{book}_fee_minor"], 0)
     has_fee = approved_np & (fee.to_numpy(zero_copy_only=False) > 0)
     charged_back = pc.fill_null(diffs["chargeback"], False).to_numpy(zero_copy_only=False)
+    fraud = pc.fill_null(diffs["is_fraud"], False).to_numpy(zero_copy_only=False)
+    none = np.zeros(len(approved_np), bool)
+    money = side_masks(approved_np, none, none, fraud, charged_back)
     amount, merchant, customer = diffs["amount_minor"], diffs["merchant_id"], diffs["customer_id"]
     return [
         _Rule("hold", approved_np, CARD_FUNDING, customer, GATEWAY_CLEARING, route, amount),
         _Rule("capture", approved_np, GATEWAY_CLEARING, route, MERCHANT_PAYABLE, merchant,
               amount),
         _Rule("fee", has_fee, FEE_EXPENSE, route, GATEWAY_CLEARING, route, fee),
-        _Rule("chargeback", approved_np & charged_back, FRAUD_LOSS, merchant, CARD_FUNDING,
+        # One chargeback entry a transaction: a fraud loss when labelled fraud, else a dispute
+        # loss (the money model, cutover.stack.money).
+        _Rule("chargeback", money["fraud_loss"], FRAUD_LOSS, merchant, CARD_FUNDING,
+              customer, amount),
+        _Rule("chargeback", money["dispute_loss"], DISPUTE_LOSS, merchant, CARD_FUNDING,
               customer, amount),
     ]
 

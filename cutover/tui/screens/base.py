@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from textual import work
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
@@ -17,6 +18,16 @@ from cutover.tui.messages import RunChanged
 
 if TYPE_CHECKING:
     from cutover.tui.app import CutoverApp
+
+
+def screen_keys_unlisted(prefix: str) -> list[Binding]:
+    """The app's screen keys (o d l p), still working but left off this screen's key bar:
+    a screen with many keys of its own would otherwise have its bar cut at 80 columns
+    (help, ?, lists them)."""
+    return [Binding(key, f"app.switch_mode('{mode}')", label, show=False,
+                    id=f"{prefix}.{mode}")
+            for key, mode, label in (("o", "overview", "Overview"), ("d", "diffs", "Diffs"),
+                                     ("l", "ledger", "Ledger"), ("p", "plan", "Plan"))]
 
 
 class RunScreen(Screen):

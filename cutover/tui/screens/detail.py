@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Static, Tree
 
 from cutover.tui import format as fmt
-from cutover.tui.screens.base import RunScreen
+from cutover.tui.screens.base import RunScreen, screen_keys_unlisted
 from cutover.tui.views.detail import explain
 from cutover.tui.widgets.tables import fill
 
@@ -28,7 +28,8 @@ class DetailScreen(RunScreen):
     TITLE = "Detail"
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="detail.back"),
-        Binding("e", "mark_expected", "Mark expected", id="detail.mark_expected"),
+        Binding("e", "mark_expected", "Expected", id="detail.mark_expected"),
+        *screen_keys_unlisted("detail"),
     ]
 
     def __init__(self, txn_id: str) -> None:
@@ -46,7 +47,7 @@ class DetailScreen(RunScreen):
             with Vertical(id="detail-right"):
                 yield Tree("deepdiff", id="deepdiff")
                 yield Static("", markup=False, id="reasons")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#sides", DataTable).add_columns("field", "legacy", "candidate")
@@ -140,6 +141,11 @@ def reasons_text(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def signed_term(value: float) -> str:
+    """``+ 5.749`` or ``- 5.749``: a term added to a sum, its sign once."""
+    return f"{'-' if value < 0 else '+'} {abs(value):.3f}"
+
+
 def model_lines(model: dict[str, Any] | None) -> list[str]:
     """The score as bias plus contributions, and the largest pushes up (nothing without a model
     part; one line saying why when it could not be recomputed)."""
@@ -149,7 +155,7 @@ def model_lines(model: dict[str, Any] | None) -> list[str]:
         return [f"contributions: not available: {model.get('why')}"]
     check = "reproduced" if model.get("score_reproduced") else "NOT reproduced"
     lines = [f"score {model['score']:.4f} = sigmoid(bias {model['bias']:+.3f}"
-             f" + {model['margin'] - model['bias']:+.3f}), {check}",
+             f" {signed_term(model['margin'] - model['bias'])}), {check}",
              f"top contributions (exact, model {model.get('model_version')}):"]
     for f in (model.get("top") or [])[:TOP_SHOWN]:
         lines.append(f"  {f['contribution']:+.3f} {f['name']} = {_text(f['value'])}")

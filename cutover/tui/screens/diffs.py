@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 from textual.worker import get_current_worker
 
 from cutover.tui import format as fmt
-from cutover.tui.screens.base import RunScreen
+from cutover.tui.screens.base import RunScreen, screen_keys_unlisted
 from cutover.tui.views.diffs import (
     CATEGORY_CHOICES,
     MISMATCHES,
@@ -34,6 +34,8 @@ from cutover.tui.views.diffs import (
 )
 from cutover.tui.widgets.tables import fill
 
+#: How a sort key reads in the status line: amounts sort by their indicative USD value.
+SORT_LABELS: Final = {"amount_minor": "amount (USD indicative)"}
 #: Keys pressed in quick succession (s, s, v) run one query, not three.
 QUERY_DEBOUNCE_S: Final = 0.15
 #: The columns that tell one mismatch from another come first, so 80 columns show them.
@@ -47,15 +49,19 @@ class DiffsScreen(RunScreen):
     """A paged table over the diff store."""
 
     TITLE = "Diffs"
-    # Ordered by how often an operator needs them: at 80 columns the footer cuts the tail.
+    # Ordered by how often an operator needs them; the key bar shows what fits in 80 columns
+    # (a pilot test checks it is not cut) and help (?) lists every key.
     BINDINGS = [
         Binding("e", "mark_expected", "Expected", id="diffs.mark_expected"),
         Binding("slash", "search", "Find", id="diffs.search"),
         Binding("f", "filters", "Filter", id="diffs.filters"),
         Binding("s", "cycle_sort", "Sort", id="diffs.sort"),
-        Binding("v", "reverse", "Rev", id="diffs.reverse"),
+        Binding("v", "reverse", "Rev", id="diffs.reverse", show=False),
         Binding("right_square_bracket", "page(1)", "Next", id="diffs.next_page"),
-        Binding("left_square_bracket", "page(-1)", "Prev", id="diffs.prev_page"),
+        Binding("left_square_bracket", "page(-1)", "Prev", id="diffs.prev_page", show=False),
+        # From the filter bar back to the table, where Enter opens the detail.
+        Binding("escape", "to_table", "Table", id="diffs.to_table", show=False),
+        *screen_keys_unlisted("diffs"),
     ]
 
     def __init__(self) -> None:
@@ -74,11 +80,11 @@ class DiffsScreen(RunScreen):
             yield Select([(c, c) for c in CATEGORY_CHOICES], value=MISMATCHES,
                          allow_blank=False, id="category")
             yield Input(placeholder="segment k=v", id="segment")
-            yield Input(placeholder="min amount", id="min-amount", type="integer")
+            yield Input(placeholder="min USD", id="min-amount", type="number")
             yield Input(placeholder="txn id", id="txn-search")
         yield DataTable(id="diffs", cursor_type="row", zebra_stripes=True)
         yield Static("reading…", markup=False, id="diffs-status")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#diffs", DataTable)
@@ -174,19 +180,23 @@ class DiffsScreen(RunScreen):
     # -- filters ---------------------------------------------------------------------------
 
     def apply_filters(self, category: str | None, segment: tuple[str, str] | None) -> None:
-        """Filter from outside (Overview, palette): the filter bar shows what is applied."""
-        query = replace(self.diff_query, page=0, segment=segment)
-        if category is not None:
-            query = replace(query, category=category)
+        """Filter from outside (Overview, palette): a fresh query of that category and
+        segment (an old search or amount would hide its rows), shown in the filter bar."""
+        query = DiffQuery(category=category or self.diff_query.category, segment=segment,
+                          sort=self.diff_query.sort, descending=self.diff_query.descending)
         self.set_query(query)
         # The query is set first, so the Select's change event finds nothing to do.
         self.query_one("#category", Select).value = query.category
         self.query_one("#segment", Input).value = "=".join(segment) if segment else ""
+        self.query_one("#min-amount", Input).value = ""
+        self.query_one("#txn-search", Input).value = ""
+        self.action_to_table()
 
     @on(Select.Changed, "#category")
     def _category_changed(self, event: Select.Changed) -> None:
         if isinstance(event.value, str) and event.value != self.diff_query.category:
             self.set_query(replace(self.diff_query, category=event.value, page=0))
+            self.action_to_table()
 
     @on(Input.Submitted, "#segment")
     def _segment_submitted(self, event: Input.Submitted) -> None:
@@ -196,15 +206,21 @@ class DiffsScreen(RunScreen):
             self.show_error(str(exc))
             return
         self.set_query(replace(self.diff_query, segment=segment, page=0))
+        self.action_to_table()
 
     @on(Input.Submitted, "#min-amount")
     def _amount_submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
-        if text and not text.lstrip("-").isdigit():
-            self.show_error("min amount is a whole number of minor units")
+        try:
+            amount = float(text) if text else None
+        except ValueError:
+            amount = -1.0
+        if amount is not None and not 0 <= amount < float("inf"):
+            self.show_error("min amount is a number >= 0 of US dollars (indicative rates)")
             return
-        self.set_query(replace(self.diff_query, min_amount_minor=int(text) if text else None,
-                               page=0))
+        # Minor units of different currencies do not compare: the filter is in indicative USD.
+        self.set_query(replace(self.diff_query, min_amount_ref=amount, page=0))
+        self.action_to_table()
 
     @on(Input.Submitted, "#txn-search")
     def _search_submitted(self, event: Input.Submitted) -> None:
@@ -240,6 +256,10 @@ class DiffsScreen(RunScreen):
     def action_filters(self) -> None:
         """Jump to the filter bar."""
         self.query_one("#category", Select).focus()
+
+    def action_to_table(self) -> None:
+        """Back to the table (escape in the filter bar; after a filter is applied)."""
+        self.query_one("#diffs", DataTable).focus()
 
     def selected_row(self) -> dict[str, Any] | None:
         """The page row under the cursor."""
@@ -283,12 +303,14 @@ def status_line(query: DiffQuery, shown: int, total: int | None) -> str:
     of = "counting…" if total is None else f"{total:,}"
     pages = "?" if total is None else str(max(1, -(-total // query.page_rows)))
     sort = "file order" if query.sort is None else \
-        f"sort {query.sort} {'desc' if query.descending else 'asc'}"
+        f"sort {SORT_LABELS.get(query.sort, query.sort)} {'desc' if query.descending else 'asc'}"
     filters = [query.category]
     if query.segment:
         filters.append("=".join(query.segment))
     if query.min_amount_minor is not None:
         filters.append(f"amount>={query.min_amount_minor}")
+    if query.min_amount_ref is not None:
+        filters.append(f"amount>={query.min_amount_ref:g} USD")
     if query.txn_id:
         filters.append(f"txn~{query.txn_id}")
     return (f"rows {first:,}-{last:,} of {of} · page {query.page + 1}/{pages} · {sort}"

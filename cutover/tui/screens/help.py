@@ -13,13 +13,16 @@ from textual.widgets import Static
 HELP_TEXT: Final = """\
 cutover tui: what the candidate is doing, in a few keystrokes
 
-screens    o overview  d diffs  l ledger  p plan
+screens    o overview  d diffs  l ledger  p plan  (any screen)
 overview   enter on a category or a worst segment opens its diffs
 anywhere   ? help  r refresh  ctrl+p command palette  q quit
 diffs      enter detail  [ ] prev/next page  s sort key  v reverse
            / find txn id  f filter bar  e mark pattern expected
-           filters apply on enter; segment is DIMENSION=VALUE
-           (merchant_id, merchant_country, channel, mcc)
+filter bar tab next field; enter applies and goes back to the
+           table; escape goes back to the table (enter: detail)
+           segment: DIMENSION=VALUE (merchant_id, merchant_country,
+           channel, mcc); min USD and the amount sort are in USD
+           at indicative rates (currencies do not compare)
 detail     escape back  e mark pattern expected
 expected   appends an [[expected]] rule (category, fields, segment,
            reason, by, at) to RUN_DIR/diff_rules.toml for the next

@@ -40,7 +40,7 @@ class LedgerScreen(RunScreen):
             yield DataTable(id="balances", cursor_type="row", zebra_stripes=True)
             yield Static("", markup=False, id="reconcile-line")
             yield DataTable(id="breaks", cursor_type="none")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#balances", DataTable).add_columns(

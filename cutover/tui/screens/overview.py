@@ -53,7 +53,7 @@ class OverviewScreen(RunScreen):
             with Horizontal(classes="row"):
                 yield DataTable(id="segments", cursor_type="row")
                 yield DataTable(id="facts", cursor_type="none", show_header=False)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#categories", DataTable).add_columns("category", "rows", "share",

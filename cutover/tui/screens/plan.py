@@ -28,7 +28,7 @@ class PlanScreen(RunScreen):
             yield DataTable(id="checks", cursor_type="none")
             yield Static("history", classes="caption")
             yield DataTable(id="history", cursor_type="none")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#phases", DataTable).add_columns(

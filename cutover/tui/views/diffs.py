@@ -8,9 +8,11 @@ and a sorted page reads the sort key and txn id, picks the page's ids, then read
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -45,6 +47,10 @@ class DiffQuery:
     segment: tuple[str, str] | None = None
     min_amount_minor: int | None = None
     txn_id: str | None = None
+    #: Amount at least this much of the indicative reference currency (cutover.stack.fx).
+    min_amount_ref: float | None = None
+    since: datetime | None = None
+    until: datetime | None = None
     sort: str | None = None
     descending: bool = False
     page: int = 0
@@ -104,12 +110,42 @@ def filter_expression(query: DiffQuery) -> ds.Expression | None:
         terms.append(ds.field("amount_minor") >= query.min_amount_minor)
     if query.txn_id:
         terms.append(pc.match_substring(ds.field("txn_id"), query.txn_id))
+    if query.min_amount_ref is not None:
+        terms.append(_reference_amount_at_least(query.min_amount_ref))
+    if query.since is not None:
+        terms.append(ds.field("ts") >= pa.scalar(query.since, DIFF.field("ts").type))
+    if query.until is not None:
+        terms.append(ds.field("ts") < pa.scalar(query.until, DIFF.field("ts").type))
     if not terms:
         return None
     combined = terms[0]
     for term in terms[1:]:
         combined = combined & term
     return combined
+
+
+def _reference_amount_at_least(reference_major: float) -> ds.Expression:
+    """Rows worth at least ``reference_major`` at the indicative rates: one threshold per
+    currency in its own minor units, so the filter pushes down to the Parquet scan."""
+    from cutover.stack.fx import load_fx, min_amount_minor
+    thresholds = min_amount_minor(load_fx(), reference_major)
+    expression = None
+    for currency, minor in sorted(thresholds.items()):
+        term = (ds.field("currency") == currency) & (ds.field("amount_minor") >= minor)
+        expression = term if expression is None else expression | term
+    return expression if expression is not None else ds.scalar(False)
+
+
+def sort_key(keys: pa.Table, sort: str) -> pa.Array | np.ndarray:
+    """The column a page is ordered by: amounts by their indicative reference value (minor
+    units of different currencies do not compare), severities by rank."""
+    if sort == "amount_minor":
+        from cutover.stack.fx import load_fx, reference_amounts
+        amount = pc.fill_null(keys["amount_minor"], 0).to_numpy(zero_copy_only=False)
+        return reference_amounts(load_fx(), amount, keys["currency"])
+    if sort == "severity":
+        return pc.index_in(keys["severity"], value_set=pa.array(SEVERITIES))
+    return keys[sort]
 
 
 def count_rows(dataset: ds.Dataset, query: DiffQuery) -> int:
@@ -125,11 +161,11 @@ def page(dataset: ds.Dataset, query: DiffQuery) -> pa.Table:
     if query.sort is None:
         scanner = dataset.scanner(columns=list(PAGE_COLUMNS), filter=expression)
         return scanner.head(query.offset + query.page_rows).slice(query.offset)
-    keys = dataset.to_table(columns=sorted({query.sort, "txn_id"}), filter=expression)
+    wanted_columns = {query.sort, "txn_id"} | ({"currency"} if query.sort == "amount_minor"
+                                               else set())
+    keys = dataset.to_table(columns=sorted(wanted_columns), filter=expression)
     order = "descending" if query.descending else "ascending"
-    sort_column = keys[query.sort]
-    if query.sort == "severity":
-        sort_column = pc.index_in(sort_column, value_set=pa.array(SEVERITIES))
+    sort_column = sort_key(keys, query.sort)
     # Arrow's sort is stable, so ties keep batch order: the same query always pages the same
     # way, without paying for a string tie-break on a million txn ids.
     indices = pc.sort_indices(pa.table({"key": sort_column}), sort_keys=[("key", order)])
