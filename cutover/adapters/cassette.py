@@ -22,20 +22,13 @@ import pyarrow as pa
 from cutover.adapters.importer import assemble_traffic, commit
 from cutover.adapters.mapping import load_mapping
 from cutover.adapters.soap import CodeLookup
-from cutover.adapters.tokenize import find_pans, tokenize_pan
+from cutover.adapters.tokenize import find_pans, mask_pans, tokenize_text
 from cutover.errors import AdapterError, ConfigError
 
 #: Headers that carry credentials or sessions; they never reach a cassette.
 SECRET_HEADERS: Final = ("authorization", "proxy-authorization", "cookie", "set-cookie",
                          "x-api-key", "x-auth-token")
 MATCHER_NAME: Final = "canonical_txn"
-
-
-def tokenize_text(text: str, key: bytes) -> str:
-    """Replace every Luhn-valid digit run in ``text`` by its token."""
-    for pan in set(find_pans(text)):
-        text = re.sub(rf"(?<!\d){pan}(?!\d)", tokenize_pan(pan, key), text)
-    return text
 
 
 def _tokenize_body(body: Any, key: bytes) -> Any:
@@ -200,9 +193,16 @@ def _request_row(mapping: Any, leaves: dict[str, str]) -> dict[str, Any]:
             row[fmap.canonical] = datetime.strptime(text, fmap.pattern).replace(tzinfo=UTC)
         else:
             row[fmap.canonical] = text
-    if find_pans(str(row.get("card_token", ""))):
-        raise ValueError("card number in clear in the cassette")
     return row
+
+
+def refuse_clear_pans(leaves: dict[str, str], side: str) -> None:
+    """Raise ``ValueError`` naming the element when any element, not only the card's, holds a
+    card number in clear (masked in the message): the record is quarantined, never stored."""
+    for name, text in leaves.items():
+        if find_pans(text):
+            raise ValueError(f"card number in clear in {side} element {name}:"
+                             f" {mask_pans(text)}")
 
 
 def _currency_element(mapping: Any) -> str:
@@ -221,15 +221,31 @@ def _outcome(mapping: Any, codes: Any, response: dict, currency: str) -> dict[st
         leaves = _leaves(body)
         if "faultcode" in leaves:
             code = leaves["faultcode"].rsplit(":", 1)[-1]
-            return {"legacy_decision": "error", "legacy_code": "",
-                    "legacy_reason": f"soap_fault:{code}"}
+            return _error_outcome(f"soap_fault:{code}")
     except CallFailed as exc:
-        return {"legacy_decision": "error", "legacy_code": "", "legacy_reason": exc.reason}
+        return _error_outcome(exc.reason)
+    refuse_clear_pans(leaves, "response")
     raw = read_response(mapping, leaves, currency)
     code = raw.get("response_code") or ""
     decision, reason = codes.lookup(code)
     return {"legacy_decision": decision, "legacy_code": code, "legacy_reason": reason,
             "legacy_route": raw.get("route"), "legacy_fee_minor": raw.get("fee_minor") or 0}
+
+
+def _error_outcome(reason: str) -> dict[str, Any]:
+    """A recorded legacy failure as a legacy_error outcome: no fee, no route, its reason."""
+    return {"legacy_decision": "error", "legacy_code": "", "legacy_reason": reason,
+            "legacy_route": None, "legacy_fee_minor": 0}
+
+
+def _interaction_row(mapping: Any, codes: Any, request: dict, response: dict) -> dict[str, Any]:
+    """One interaction -> one TRAFFIC row dict; ``ValueError`` (and kin) name what is wrong."""
+    leaves = _leaves(request["body"])
+    refuse_clear_pans(leaves, "request")
+    row = _request_row(mapping, leaves)
+    row |= _outcome(mapping, codes, response, row.get("currency", ""))
+    return row | {"legacy_latency_ms": 0,
+                  "card_country": row.get("card_country", CARD_COUNTRY_UNKNOWN)}
 
 
 def import_cassette(path: Path, store: Path, mapping_path: Path | None) -> Any:
@@ -244,17 +260,15 @@ def import_cassette(path: Path, store: Path, mapping_path: Path | None) -> Any:
     txn_element = txn_element_of(mapping)
     rows, bad = [], []
     for number, (request, response) in enumerate(read_cassette(path), start=1):
-        if element_text(request.get("body"), txn_element) is None:
-            continue  # a WSDL or schema fetch, not a transaction
+        if str(request.get("method", "")).upper() == "GET":
+            continue  # a WSDL or schema fetch, not a transaction: read, but not a record
         try:
-            row = _request_row(mapping, _leaves(request["body"]))
-            row |= _outcome(mapping, codes, response, row.get("currency", ""))
+            if element_text(request.get("body"), txn_element) is None:
+                raise ValueError(f"no transaction id: the request has no {txn_element} element")
+            rows.append(_interaction_row(mapping, codes, request, response))
         except (ValueError, KeyError, TypeError, ArithmeticError, AdapterError) as exc:
             bad.append({"file": str(path), "line": number, "field": "interaction",
-                        "reason": str(exc), "record": None})
-            continue
-        rows.append(row | {"legacy_latency_ms": 0,
-                           "card_country": row.get("card_country", CARD_COUNTRY_UNKNOWN)})
+                        "reason": mask_pans(str(exc)), "record": None})
     n = len(rows)
     cols = {name: pa.array([r.get(name) for r in rows]) for name in {k for r in rows for k in r}}
     table, reasons, fields = assemble_traffic(cols, n, np.full(n, "", dtype=object),

@@ -31,6 +31,7 @@ from cutover.adapters.tokenize import mask_pans, tokenize_pan
 from cutover.digest import file_sha256
 from cutover.domain import CHANNELS, TRAFFIC
 from cutover.errors import ConfigError, ControlTotalMismatch, InputError, InvariantBroken
+from cutover.pan import CANDIDATE_PATTERN, has_pan
 
 QUARANTINE_DIR: Final = "_quarantine"
 #: Where a batch file's chunks wait (inside the store, so publishing is a rename) until the
@@ -110,7 +111,7 @@ def map_columns(table: pa.Table, cmap: ColumnMap, key: bytes | None,
     if "pan" in cols:
         if key is None:
             raise ConfigError("a PAN column needs CUTOVER_TOKEN_KEY to tokenise it")
-        pans = pc.replace_substring(cols.pop("pan"), " ", "")
+        pans = pc.replace_substring_regex(cols.pop("pan"), r"[ .\-]", "")
         bad = ~pc.fill_null(pc.match_substring_regex(pans, r"^\d{13,19}$"), False).to_numpy(
             zero_copy_only=False)
         _reject(reasons, fields, bad, "pan", "not a card number")
@@ -152,17 +153,16 @@ def _reject_clear_pans(cols: dict[str, pa.Array], reasons: np.ndarray, fields: n
                        skip: tuple[str, ...] = ()) -> None:
     """Quarantine rows carrying a card number in a field not mapped as ``pan``.
 
-    A foreign export may hide a PAN in a free-text column; storing it would leak it. Arrow
-    finds the few rows with a long digit run, and only those get the Luhn check.
+    A foreign export may hide a PAN, plain or written in groups, in a free-text column;
+    storing it would leak it. Arrow finds the few rows with a long run of digits and
+    separators, and only those get cutover.pan's check in Python.
     """
-    from cutover.adapters.tokenize import find_pans
-
     for name, array in cols.items():
         if name in skip or not pa.types.is_string(array.type):
             continue
-        runs = pc.fill_null(pc.match_substring_regex(array, r"\d{13,19}"), False)
+        runs = pc.fill_null(pc.match_substring_regex(array, CANDIDATE_PATTERN), False)
         for i in np.flatnonzero(runs.to_numpy(zero_copy_only=False)):
-            if find_pans(array[int(i)].as_py()):
+            if has_pan(array[int(i)].as_py()):
                 _reject(reasons, fields, np.arange(len(reasons)) == i, name,
                         f"card number in clear in {name}")
 

@@ -430,9 +430,13 @@ def write_reports(run_dir: Path, report: dict[str, Any] | None = None) -> dict[s
     ``report`` is the already-computed content (the engine's in-flight one); None rebuilds
     it from the run's files.
     """
+    from cutover.pan import mask_value
     from cutover.shadow.report_md import write_markdown
     from cutover.store.checkpoint import write_json_atomic
     report = build_report(run_dir) if report is None else report
+    # Segments carry merchant and customer ids from the store: masked on the way out, like
+    # every writer, so a card number that slipped into an id never reaches a report.
+    report = mask_value(report)
     write_json_atomic(Path(run_dir) / "report.json", report)
     write_markdown(Path(run_dir), report)
     return report

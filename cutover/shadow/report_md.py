@@ -112,5 +112,6 @@ def write_markdown(run_dir: Path, report: dict[str, Any]) -> Path:
     from cutover.shadow.charts import draw_all
     charts = [str(p.relative_to(run_dir)) for p in draw_all(run_dir, report)]
     path = Path(run_dir) / "report.md"
-    path.write_text(render_markdown(report, charts), encoding="utf-8")
+    from cutover.pan import mask_pans
+    path.write_text(mask_pans(render_markdown(report, charts)), encoding="utf-8")
     return path

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cutover.errors import StoreError
@@ -90,6 +91,7 @@ def prepare_part(path: Path, batch_rows: int, head: Head, encode: Encoder,
     for table in read_batches(path, batch_rows):
         plan = plan_postings(table)
         check_balanced(plan)
+        refuse_clear_pans(plan, path)
         if keep is not None:
             plan = keep(plan)
         entries = chain_entries(plan, part.head_after)
@@ -97,6 +99,20 @@ def prepare_part(path: Path, batch_rows: int, head: Head, encode: Encoder,
             part.head_after = (int(entries["seq"][-1].as_py()), entries["hash"][-1].as_py())
         part.chunks.append(PreparedChunk(table.num_rows, plan, entries, encode(entries)))
     return part
+
+
+def refuse_clear_pans(plan: Plan, path: Path) -> None:
+    """Stop before a card number in clear becomes part of the audit chain (it could never be
+    removed again without breaking the chain): txn ids and account names are scanned."""
+    from cutover.errors import InvariantBroken
+    from cutover.pan import CANDIDATE_PATTERN, has_pan, mask_pans
+    for name, values in (("txn_id", plan.txn_id), ("account", plan.account)):
+        hits = pc.fill_null(pc.match_substring_regex(values, CANDIDATE_PATTERN), False)
+        for i in np.flatnonzero(hits.to_numpy(zero_copy_only=False)):
+            text = str(values[int(i)].as_py())
+            if has_pan(text):
+                raise InvariantBroken(f"{path}: a card number in clear in {name}"
+                                      f" {mask_pans(text)!r}; the ledger refuses to chain it")
 
 
 def chain_entries(plan: Plan, head: Head) -> pa.Table:
