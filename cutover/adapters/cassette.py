@@ -19,7 +19,7 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 
-from cutover.adapters.importer import assemble_traffic, commit
+from cutover.adapters.importer import assemble_traffic, check_values, commit
 from cutover.adapters.mapping import load_mapping
 from cutover.adapters.soap import CodeLookup
 from cutover.adapters.tokenize import find_pans, mask_pans, tokenize_text
@@ -271,6 +271,7 @@ def import_cassette(path: Path, store: Path, mapping_path: Path | None) -> Any:
                         "reason": mask_pans(str(exc)), "record": None})
     n = len(rows)
     cols = {name: pa.array([r.get(name) for r in rows]) for name in {k for r in rows for k in r}}
-    table, reasons, fields = assemble_traffic(cols, n, np.full(n, "", dtype=object),
-                                       np.full(n, "", dtype=object))
+    reasons, fields = np.full(n, "", dtype=object), np.full(n, "", dtype=object)
+    check_values(cols, reasons, fields, tokenised=False)
+    table, reasons, fields = assemble_traffic(cols, n, reasons, fields)
     return commit(table, np.arange(1, n + 1), reasons, fields, None, Path(path), store, bad)

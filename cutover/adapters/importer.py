@@ -29,9 +29,10 @@ import pyarrow.compute as pc
 from cutover.adapters.columns import OUTCOME_DEFAULTS, ColumnMap, amount_to_minor, parse_times
 from cutover.adapters.tokenize import mask_pans, tokenize_pan
 from cutover.digest import file_sha256
-from cutover.domain import CHANNELS, TRAFFIC
+from cutover.domain import TRAFFIC
 from cutover.errors import ConfigError, ControlTotalMismatch, InputError, InvariantBroken
 from cutover.pan import CANDIDATE_PATTERN, has_pan
+from cutover.values import amount_problems, code_problems, ts_out_of_range, ts_range_text
 
 QUARANTINE_DIR: Final = "_quarantine"
 #: Where a batch file's chunks wait (inside the store, so publishing is a rename) until the
@@ -132,21 +133,27 @@ def map_columns(table: pa.Table, cmap: ColumnMap, key: bytes | None,
         decisions, codes_reasons, _ = codes.translate(cols["legacy_code"])
         cols["legacy_decision"] = pa.array(np.asarray(decisions, dtype=object), pa.string())
         cols["legacy_reason"] = pa.array(np.asarray(codes_reasons, dtype=object), pa.string())
-    _check_values(cols, reasons, fields, tokenised=True)
+    check_values(cols, reasons, fields, tokenised=True)
     return assemble_traffic(cols, n, reasons, fields)
 
 
-def _check_values(cols: dict[str, pa.Array], reasons: np.ndarray, fields: np.ndarray,
+def check_values(cols: dict[str, pa.Array], reasons: np.ndarray, fields: np.ndarray,
                   tokenised: bool) -> None:
-    """Quarantine rows with a card number in clear or an unknown channel, whatever the source.
+    """Quarantine rows with a card number in clear, an unknown code (currency, country,
+    channel), an implausible time or an amount out of range, whatever the source.
 
     ``tokenised`` says card_token was made here from a PAN column; otherwise the source wrote
     it, and a legacy file that put the card number there must not get it into the store.
     """
     _reject_clear_pans(cols, reasons, fields, skip=("card_token",) if tokenised else ())
-    channel_ok = pc.is_in(cols["channel"], value_set=pa.array(CHANNELS))
-    channel_ok = channel_ok.to_numpy(zero_copy_only=False)
-    _reject(reasons, fields, ~channel_ok, "channel", "unknown channel")
+    for name, reason, bad in code_problems(cols):
+        _reject(reasons, fields, bad, name, reason)
+    if "ts" in cols and pa.types.is_timestamp(cols["ts"].type):
+        _reject(reasons, fields, ts_out_of_range(cols["ts"]), "ts",
+                f"time outside the plausible range {ts_range_text()}")
+    if "amount_minor" in cols and "currency" in cols:
+        for reason, bad in amount_problems(cols["amount_minor"], cols["currency"]):
+            _reject(reasons, fields, bad, "amount_minor", reason)
 
 
 def _reject_clear_pans(cols: dict[str, pa.Array], reasons: np.ndarray, fields: np.ndarray,
@@ -250,21 +257,32 @@ def unknown_code_counts(table: pa.Table) -> dict[str, int]:
 
 
 def settle(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, fields: np.ndarray,
-           raw: pa.Table | None, source: Path, known: pa.Array
+           raw: pa.Table | None, source: Path, known: pa.Array, roots: list[Path]
            ) -> tuple[pa.Table, int, list[dict[str, Any]]]:
-    """Pure: split mapped rows into (rows to import, number of duplicates, quarantine rows).
+    """Split mapped rows into (rows to import, number of duplicates, quarantine rows).
 
-    A duplicate is a txn_id repeated earlier in ``table`` or present in ``known``.
+    A duplicate is a txn_id repeated earlier in ``table`` or present in ``known``; one whose
+    content differs from the other version (in ``table`` or stored under ``roots``) is a
+    conflict, quarantined with both versions named.
     """
+    from cutover.adapters.conflicts import describe, find_conflicts
+
     ok = reasons == ""
     txn_ids = np.asarray(table["txn_id"].to_pylist(), dtype=object)
     dup = split_duplicates(txn_ids, ok, known)
+    conflict, other = find_conflicts(table, ok, dup, roots)
+    for i in np.flatnonzero(conflict):
+        reasons[i], fields[i] = f"conflict: txn_id {txn_ids[i]} already seen with other content", "txn_id"
     bad_rows = []
-    for i in np.flatnonzero(~ok):
+    for i in np.flatnonzero(~ok | conflict):
         record = raw.slice(int(i), 1).to_pylist()[0] if raw is not None else None
-        bad_rows.append({"file": str(source), "line": int(lines[i]), "field": fields[i],
-                         "reason": reasons[i], "record": record})
-    return table.filter(pa.array(ok & ~dup)), int(dup.sum()), bad_rows
+        row = {"file": str(source), "line": int(lines[i]), "field": fields[i],
+               "reason": reasons[i], "record": record}
+        if conflict[i]:
+            row |= {"this_version": describe(table, int(i)), "other_version": other[int(i)]}
+        bad_rows.append(row)
+    dup &= ~conflict
+    return table.filter(pa.array(ok & ~dup & ~conflict)), int(dup.sum()), bad_rows
 
 
 def commit(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, fields: np.ndarray,
@@ -280,7 +298,7 @@ def commit(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, fields: np.n
 
     counts = ImportCounts(str(source), read=table.num_rows + len(extra_bad))
     imported, counts.duplicates, bad_rows = settle(table, lines, reasons, fields, raw, source,
-                                                   store_txn_ids(store))
+                                                   store_txn_ids(store), [store])
     bad_rows = list(extra_bad) + bad_rows
     write_quarantine(store, source, bad_rows)
     part = "import-" + file_sha256(source)[:16]
@@ -415,7 +433,7 @@ def map_layout_chunk(table: pa.Table, codes: Any
     row_reasons, fields = np.full(n, "", dtype=object), np.full(n, "", dtype=object)
     # A batch file's text fields are as untrusted as a CSV's: same card-number and channel
     # checks, and card_token too, since the legacy side wrote it.
-    _check_values(cols, row_reasons, fields, tokenised=False)
+    check_values(cols, row_reasons, fields, tokenised=False)
     mapped, row_reasons, fields = assemble_traffic(cols, n, row_reasons, fields)
     lines = cols["_line"].to_numpy() if "_line" in cols else np.arange(1, n + 1)
     return mapped, row_reasons, fields, lines
@@ -473,7 +491,7 @@ def import_layout(path: Path, store: Path, layout: str, codes: Any,
             mapped, reasons, fields, lines = map_layout_chunk(table, codes)
             part = ImportCounts(str(path), read=mapped.num_rows)
             imported, part.duplicates, bad_rows = settle(mapped, lines, reasons, fields, table,
-                                                         path, seen)
+                                                         path, seen, [store, staging])
             if bad_rows:
                 write_jsonl(row_rejects, bad_rows, "a")
             if imported.num_rows:

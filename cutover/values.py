@@ -1,0 +1,167 @@
+"""Strict values at the boundary: real dates, plausible times, amounts in range, ISO codes.
+
+Everything that enters from outside (batch files, CSV and JSON exports, cassettes, ``decide``)
+is checked against the same rules, so a value one importer refuses cannot slip in through
+another: a date must exist (Arrow's strptime turns 2026-02-30 into 2026-03-02; that is
+refused here), a time must lie in a plausible range (a year-0001 row would overflow the replay
+later), an amount must be positive and under its currency's ceiling, currencies and countries
+must be in the ISO tables shipped in ``cutover/fixtures/iso/``, a channel in its enum.
+
+The vectorised checks return one boolean mask per rule (True = refused) for the importers;
+``check_txn`` applies the same rules to one transaction dict and raises ``InputError``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cutover.domain import CHANNELS
+from cutover.errors import ConfigError, InputError
+from cutover.paths import fixtures_dir
+
+#: The plausible range of a transaction time (UTC), [min, max). Override with the two
+#: environment variables (ISO dates), e.g. to import an archive older than 2000.
+TS_MIN_DEFAULT: Final = "2000-01-01"
+TS_MAX_DEFAULT: Final = "2100-01-01"
+TS_MIN_ENV: Final = "CUTOVER_TS_MIN"
+TS_MAX_ENV: Final = "CUTOVER_TS_MAX"
+_US_PER_S: Final = 1_000_000
+
+
+@cache
+def _iso_table(name: str) -> dict[str, Any]:
+    path = fixtures_dir() / "iso" / name
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"ISO table {path}: cannot read: {exc}") from exc
+
+
+def countries() -> tuple[str, ...]:
+    """ISO 3166-1 alpha-2 codes (and ZZ, unknown), sorted."""
+    return tuple(sorted(_iso_table("countries.toml")["countries"]))
+
+
+def currencies() -> dict[str, tuple[int, int]]:
+    """ISO 4217 code -> (exponent, largest amount of one transaction in minor units)."""
+    table = _iso_table("currencies.toml")["currencies"]
+    return {code: (int(row["exponent"]), int(row["major_max"]) * 10 ** int(row["exponent"]))
+            for code, row in table.items()}
+
+
+def _parse_day(text: str, where: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise ConfigError(f"{where}={text!r}: expected a date YYYY-MM-DD") from None
+
+
+def ts_range() -> tuple[datetime, datetime]:
+    """The plausible [min, max) of a transaction time: the defaults or the environment's."""
+    low = _parse_day(os.environ.get(TS_MIN_ENV) or TS_MIN_DEFAULT, TS_MIN_ENV)
+    high = _parse_day(os.environ.get(TS_MAX_ENV) or TS_MAX_DEFAULT, TS_MAX_ENV)
+    if not low < high:
+        raise ConfigError(f"{TS_MIN_ENV} {low:%Y-%m-%d} must be before {TS_MAX_ENV} {high:%Y-%m-%d}")
+    return low, high
+
+
+def ts_range_text() -> str:
+    """The range as people read it, for messages."""
+    low, high = ts_range()
+    return f"{low:%Y-%m-%d} to {high:%Y-%m-%d}"
+
+
+def _np(mask: pa.Array | pa.ChunkedArray, null: bool) -> np.ndarray:
+    return np.asarray(pc.fill_null(mask, null).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _unpadded(text: pa.Array) -> pa.Array:
+    # "1/10/2026" and "01/10/2026" are the same date: compare without leading zeros.
+    return pc.replace_substring_regex(text, r"(^|\D)0+(\d)", r"\1\2")
+
+
+def rolled_over(text: pa.Array, parsed: pa.Array, fmt: str) -> np.ndarray:
+    """True where ``parsed`` (strptime of ``text`` with ``fmt``) is not what ``text`` says.
+
+    strptime accepts a day that does not exist and moves it on (2026-02-30 -> 2026-03-02);
+    formatting the parsed value back and comparing finds exactly those rows.
+    """
+    # Whole seconds, no zone: Arrow's %S prints fractions for finer units.
+    whole = pc.cast(parsed.cast(pa.timestamp(parsed.type.unit)), pa.timestamp("s"), safe=False)
+    back = pc.strftime(whole, format=fmt)
+    same = pc.equal(_unpadded(back), _unpadded(pc.utf8_trim_whitespace(text.cast(pa.string()))))
+    return ~_np(same, True) & _np(pc.is_valid(parsed), False)
+
+
+def ts_out_of_range(ts: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """True for each time outside the plausible range (nulls are another rule's business)."""
+    low, high = ts_range()
+    us = pc.cast(ts, pa.int64())
+    low_us, high_us = int(low.timestamp()) * _US_PER_S, int(high.timestamp()) * _US_PER_S
+    return _np(pc.or_(pc.less(us, low_us), pc.greater_equal(us, high_us)), False)
+
+
+def amount_problems(amount: pa.Array, currency: pa.Array) -> list[tuple[str, np.ndarray]]:
+    """(reason, refused rows) for amounts: positive and under each currency's ceiling."""
+    table = currencies()
+    ceiling = np.array([table.get(c, (0, -1))[1] for c in currency.to_pylist()], np.int64) \
+        if len(currency) else np.zeros(0, np.int64)
+    values = np.asarray(pc.fill_null(amount, 1).to_numpy(zero_copy_only=False), np.int64)
+    known = ceiling >= 0
+    return [("amount is zero or negative", values <= 0),
+            ("amount above the currency's ceiling (fixtures/iso/currencies.toml)",
+             known & (values > ceiling))]
+
+
+def code_problems(cols: dict[str, pa.Array]) -> list[tuple[str, str, np.ndarray]]:
+    """(field, reason, refused rows) for currency, country and channel codes."""
+    checks = [("currency", tuple(sorted(currencies())), "not an ISO 4217 code cutover knows"),
+              ("card_country", countries(), "not an ISO 3166-1 alpha-2 country code"),
+              ("merchant_country", countries(), "not an ISO 3166-1 alpha-2 country code"),
+              ("channel", CHANNELS, f"unknown channel (one of {'|'.join(CHANNELS)})")]
+    found = []
+    for name, allowed, reason in checks:
+        if name in cols:
+            ok = pc.is_in(cols[name].cast(pa.string()), value_set=pa.array(allowed, pa.string()))
+            found.append((name, reason, ~_np(ok, True)))
+    return found
+
+
+def check_txn(txn: dict[str, Any], where: str) -> None:
+    """Refuse one transaction (``decide``'s input) that breaks a boundary rule: ``InputError``
+    naming the field and what is allowed."""
+    amount = txn.get("amount_minor")
+    if isinstance(amount, float) and not math.isfinite(amount):
+        raise InputError(f"{where}: amount_minor {amount!r} is not a number")
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InputError(f"{where}: amount_minor must be a whole number of minor units,"
+                         f" got {str(amount)[:40]!r}")
+    currency = txn.get("currency")
+    table = currencies()
+    if currency not in table:
+        raise InputError(f"{where}: currency {str(currency)[:20]!r} is not an ISO 4217 code"
+                         f" cutover knows ({', '.join(sorted(table))})")
+    if not 0 < amount <= table[currency][1]:
+        raise InputError(f"{where}: amount_minor {str(amount)[:40]} is outside 1..{table[currency][1]}"
+                         f" for {currency}")
+    for name in ("card_country", "merchant_country"):
+        if name in txn and txn[name] not in countries():
+            raise InputError(f"{where}: {name} {str(txn[name])[:20]!r} is not an ISO 3166-1"
+                             " alpha-2 country code")
+    if "channel" in txn and txn["channel"] not in CHANNELS:
+        raise InputError(f"{where}: channel {str(txn['channel'])[:20]!r} is not one of"
+                         f" {'|'.join(CHANNELS)}")
+    ts = txn.get("ts")
+    low, high = ts_range()
+    if isinstance(ts, datetime) and not low <= (ts if ts.tzinfo else ts.replace(tzinfo=UTC)) < high:
+        raise InputError(f"{where}: ts {ts.isoformat()} is outside the plausible range"
+                         f" {ts_range_text()} ({TS_MIN_ENV}/{TS_MAX_ENV} change it)")
