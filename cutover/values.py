@@ -165,3 +165,20 @@ def check_txn(txn: dict[str, Any], where: str) -> None:
     if isinstance(ts, datetime) and not low <= (ts if ts.tzinfo else ts.replace(tzinfo=UTC)) < high:
         raise InputError(f"{where}: ts {ts.isoformat()} is outside the plausible range"
                          f" {ts_range_text()} ({TS_MIN_ENV}/{TS_MAX_ENV} change it)")
+
+
+def number_in(value: float | int | None, option: str, low: float, high: float, *,
+              low_open: bool = False) -> float | int | None:
+    """``value`` if it is a finite number in [low, high] ((low, high] with ``low_open``);
+    else ``InputError`` naming the option and the allowed range. None passes (not given)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{option}={value!r}: expected a number")
+    if not math.isfinite(value):
+        raise InputError(f"{option}={value}: expected a finite number in"
+                         f" {'(' if low_open else '['}{low}, {high}]")
+    if value < low or value > high or (low_open and value == low):
+        raise InputError(f"{option}={value}: expected a number in"
+                         f" {'(' if low_open else '['}{low}, {high}]")
+    return value

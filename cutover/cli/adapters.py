@@ -79,8 +79,10 @@ def record(
 
     from cutover.adapters.cassette import record_calls
     from cutover.adapters.soap import SoapOptions
+    from cutover.paths import output_file
 
     key = _token_key()
+    output_file(out, "--out")
     if requests_file is not None:
         txns = _read_requests(requests_file)
     elif demo_sample and store is not None:
@@ -126,7 +128,9 @@ def import_(
     from rich.progress import Progress
 
     from cutover.adapters.sources import ImportCounts, detect_format, import_source
+    from cutover.paths import output_dir
 
+    output_dir(into, "--into", create=False)
     results: list[ImportCounts] = []
     with Progress(console=err, transient=True, disable=quiet) as progress:
         task = progress.add_task("importing", total=len(sources))

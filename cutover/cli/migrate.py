@@ -94,7 +94,10 @@ def gate(
     from cutover.migrate import gate as gates
     from cutover.migrate import outputs
     from cutover.migrate.plan import load_policy
-
+    from cutover.paths import output_file
+    for option, target in (("--junit", junit), ("--markdown", markdown)):
+        if target is not None:
+            output_file(target, option)
     chosen = load_policy(policy, phase)
     data, _ = _read_report(report)
     result = gates.evaluate(data, chosen, confidence, phase=phase or "", source=str(report))

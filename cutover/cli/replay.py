@@ -81,15 +81,16 @@ def replay_cmd(
     until: str | None = typer.Option(None, "--until", help="Before this UTC date/datetime."),
     merchant: str | None = typer.Option(None, "--merchant", help="Only this merchant_id."),
     sample: float | None = typer.Option(None, "--sample", help="Fraction of txns, by txn_id hash."),
-    limit: int | None = typer.Option(None, "--limit", help="At most this many rows."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many rows."),
     resume: bool = typer.Option(False, "--resume", help="Continue after the last committed batch."),
     force: bool = typer.Option(False, "--force", help="Replace a run directory that is not empty."),
-    batch_rows: int = typer.Option(65_536, "--batch-rows", min=1, help="Rows per batch."),
+    batch_rows: int = typer.Option(65_536, "--batch-rows", min=1, max=10_000_000,
+                                   help="Rows per batch."),
     engine: str = typer.Option("local", "--engine", help="local | ray (needs the ray extra, docs/ray.md)."),
     address: str | None = typer.Option(None, "--address",
                                        help="Ray cluster address (--engine ray; default:"
                                             " $RAY_ADDRESS, else a local Ray instance)."),
-    workers: int | None = typer.Option(None, "--workers", min=1,
+    workers: int | None = typer.Option(None, "--workers", min=1, max=4_096,
                                        help="Ray workers (--engine ray; default: every CPU of"
                                             " the cluster)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -101,7 +102,11 @@ def replay_cmd(
     --engine ray without Ray installed; 4 if conservation breaks (a row missing or counted twice).
     """
     from cutover.errors import InputError, InvariantBroken
+    from cutover.paths import output_dir
     from cutover.replay import engine as local_engine
+    from cutover.values import number_in
+    number_in(sample, "--sample", 0, 1, low_open=True)
+    output_dir(run_dir, "--out", create=False)
     if engine not in ("local", "ray"):
         raise InputError(f"--engine {engine!r}: expected local or ray")
     if engine == "local" and (address is not None or workers is not None):

@@ -163,6 +163,8 @@ def _read_txn(text: str) -> dict[str, Any]:
         raise InputError(f"{source}: expected one JSON object (a transaction)")
     if isinstance(txn.get("ts"), str):
         txn["ts"] = _when(txn["ts"], f"{source} field 'ts'")
+    from cutover.values import check_txn
+    check_txn(txn, source)
     return txn
 
 

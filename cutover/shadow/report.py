@@ -138,11 +138,15 @@ class _Totals:
                 seg[value][CATEGORIES[c] if c >= 0 else ""] += k
 
     def _timeline(self, t: pa.Table, mismatch: np.ndarray) -> None:
+        from cutover.values import ts_out_of_range
         us = pc.cast(t["ts"], pa.int64())
-        valid = np.asarray(_np(pc.is_valid(us), False), dtype=bool)
+        # A time outside the plausible range (a quarantined year-0001 row) has no place on a
+        # timeline, and would stretch it past what dates and charts can hold.
+        valid = np.asarray(_np(pc.is_valid(us), False), dtype=bool) & ~ts_out_of_range(t["ts"])
         if not valid.any():
             return
-        low, high = int(pc.min(us).as_py()), int(pc.max(us).as_py())
+        kept = us.filter(pa.array(valid))
+        low, high = int(pc.min(kept).as_py()), int(pc.max(kept).as_py())
         self.ts_min = low if self.ts_min is None else min(self.ts_min, low)
         self.ts_max = high if self.ts_max is None else max(self.ts_max, high)
         # Per-minute counters would grow with the span of the traffic (two int64 per minute:
