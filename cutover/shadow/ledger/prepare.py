@@ -119,10 +119,12 @@ def chain_entries(plan: Plan, head: Head) -> pa.Table:
     """The plan's entries numbered and hashed after ``head`` (ledger_entries columns)."""
     seq = np.arange(head[0] + 1, head[0] + 1 + plan.entries, dtype=np.int64)
     books = pa.array(_BOOK_NAME_BY_ID[plan.book_id], pa.string())
+    legs_currency = plan.currency.take(pa.array(np.repeat(np.arange(plan.entries), 2)))
     cols = chain.EntryColumns(seq, books, plan.txn_id, plan.kind, plan.ts_us, plan.currency,
                               plan.account, plan.amount_minor,
-                              np.arange(0, 2 * plan.entries + 1, 2, dtype=np.int64))
-    prevs, hashes = chain.link(chain.contents(cols), head[1])
+                              np.arange(0, 2 * plan.entries + 1, 2, dtype=np.int64),
+                              plan.account_class, legs_currency)
+    prevs, hashes = chain.link(chain.contents(cols), head[1], chain.ledger_key())
     return pa.table({"seq": seq, "book_id": plan.book_id, "txn_id": plan.txn_id,
                      "kind": plan.kind, "ts_us": plan.ts_us, "currency": plan.currency,
                      "prev_hash": pa.array(prevs, pa.string()),
