@@ -4,14 +4,18 @@
 ``GENESIS_HASH``; with ``CUTOVER_LEDGER_KEY`` set, HMAC-SHA256 under that key instead, so
 someone who can write the database but does not hold the key cannot rebuild a valid chain
 with cutover's own code after changing it. An exported anchor (``anchor.py``) pins the head
-outside the database for the same reason. Changing, inserting or deleting any entry or posting behind the ledger's back
-changes a hash that every later entry depends on, so ``verify`` finds the first entry that
-no longer matches. The content is canonical text built with pyarrow for a whole batch at once;
-only the link step is sequential by nature and stays a tight loop.
+outside the database for the same reason.
+
+Changing, inserting or deleting any entry or posting behind the ledger's back changes a hash
+that every later entry depends on, so ``verify`` finds the first entry that no longer
+matches. The content is canonical text built with pyarrow for a whole batch at once; only the
+link step is sequential by nature and stays a tight loop.
 
 Canonical content of one entry (fields joined by US = \\x1f, postings by RS = \\x1e):
-``seq US book US txn_id US kind US ts_us US currency US account GS amount RS account GS amount``
-(GS = \\x1d). Ids with control characters are refused upstream, so the text is unambiguous.
+``seq US book US txn_id US kind US ts_us US currency US leg RS leg``, a leg being
+``account GS class GS account currency GS amount`` (GS = \\x1d). The account's metadata is
+covered, so moving an account to another class (from one measure to another) breaks the
+chain. Ids with control characters are refused upstream, so the text is unambiguous.
 """
 
 from __future__ import annotations
