@@ -65,7 +65,7 @@ def _print_json(payload: dict[str, Any]) -> None:
 def apply_cmd(
     run_dir: Path = typer.Argument(..., help=RUN_DIR_HELP),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
-    batch_rows: int = typer.Option(100_000, "--batch-rows", min=1,
+    batch_rows: int = typer.Option(100_000, "--batch-rows", min=1, max=10_000_000,
                                    help="Diff rows planned and written at a time; each part"
                                         " file is still one transaction."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar on stderr."),
