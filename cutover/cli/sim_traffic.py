@@ -14,8 +14,10 @@ def add(sim_app: typer.Typer) -> None:
 
 
 def traffic(
-    rows: int = typer.Option(..., "--rows", min=1, max=100_000_000, help="How many transactions to generate."),
-    seed: int = typer.Option(..., "--seed", min=0, max=2**32 - 1, help="Seed: the same seed gives the same store."),
+    rows: int = typer.Option(..., "--rows", min=1, max=100_000_000,
+                             help="How many transactions to generate."),
+    seed: int = typer.Option(..., "--seed", min=0, max=2**32 - 1,
+                             help="Seed: the same seed gives the same store."),
     out: Path = typer.Option(..., "--out", "-o",
                              help="Store directory (new, empty, or a previous store to replace)."),
     start: str = typer.Option("2026-09-01", "--start", help="First UTC day, YYYY-MM-DD."),

@@ -53,7 +53,8 @@ def train(
     store: Path = typer.Argument(..., help="Traffic store (day=YYYY-MM-DD/*.parquet)."),
     models: Path | None = typer.Option(None, "--models", help=MODELS_HELP),
     until: str | None = typer.Option(None, "--until", help="Train on rows before this date."),
-    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed: same data and seed give the same version."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1,
+                             help="Seed: same data and seed give the same version."),
     as_json: bool = typer.Option(False, "--json", help="Print the model card as one JSON object."),
 ) -> None:
     """Train the fraud model and the gateway success table; save them in the registry."""
