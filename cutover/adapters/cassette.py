@@ -190,7 +190,11 @@ def _request_row(mapping: Any, leaves: dict[str, str]) -> dict[str, Any]:
         elif fmap.fmt == "decimal_major":
             row[fmap.canonical] = to_minor(text, leaves.get(_currency_element(mapping), ""))
         elif fmap.fmt == "datetime":
-            row[fmap.canonical] = datetime.strptime(text, fmap.pattern).replace(tzinfo=UTC)
+            try:
+                row[fmap.canonical] = datetime.strptime(text, fmap.pattern).replace(tzinfo=UTC)
+            except ValueError as exc:
+                raise ValueError(f"request element {fmap.path[-1]} {text[:40]!r}: {exc}"
+                                 f" (expected {fmap.pattern})") from exc
         else:
             row[fmap.canonical] = text
     return row

@@ -91,6 +91,14 @@ def _reject(reasons: np.ndarray, fields: np.ndarray, bad: np.ndarray, field_name
     fields[fresh] = field_name
 
 
+#: What "cannot read" means per converted field, so the quarantine record says what to fix.
+_READ_HINTS: Final = {
+    "amount_minor": " (not a number, an unknown currency, or more decimals than it has)",
+    "legacy_fee_minor": " (not a number, an unknown currency, or more decimals than it has)",
+    "ts": " (not in the mapping's time_format, or a date that does not exist such as"
+          " 2026-02-30)"}
+
+
 def map_columns(table: pa.Table, cmap: ColumnMap, key: bytes | None,
                 codes: Any) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     """Pure: foreign columns -> TRAFFIC columns; return (table, reason per row, field per row).
@@ -127,7 +135,7 @@ def map_columns(table: pa.Table, cmap: ColumnMap, key: bytes | None,
                                                              cmap.amount_scale)),
                         ("ts", parse_times(cols["ts"], cmap.time_format))):
         _reject(reasons, fields, value.is_null().to_numpy(zero_copy_only=False), name,
-                f"cannot read {name}")
+                f"cannot read {name}{_READ_HINTS[name]}")
         cols[name] = value
     if "legacy_code" in cols and "legacy_decision" not in cols:
         decisions, codes_reasons, _ = codes.translate(cols["legacy_code"])

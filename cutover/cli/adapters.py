@@ -32,8 +32,8 @@ def _read_requests(path: Path) -> list[dict[str, Any]]:
     txns = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read requests: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read requests (JSON lines, UTF-8): {exc}") from exc
     for number, line in enumerate(lines, start=1):
         if line.strip():
             try:

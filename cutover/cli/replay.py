@@ -50,6 +50,8 @@ def _legacy_options(wsdl: str | None, mapping: Path | None, cassette: Path | Non
     for key, value in (("wsdl", wsdl), ("mapping", mapping), ("cassette", cassette)):
         if value is not None:
             options[key] = str(value)
+    from cutover.replay.legacy_side import coerce_legacy_options
+    coerce_legacy_options(options)  # refuse a bad option before any model or store is read
     return options
 
 

@@ -181,8 +181,9 @@ def decide(
     from cutover.stack import default_stack
     from cutover.stack.reasons import explain
 
+    request = _read_txn(txn)  # refused before any model is loaded
     stack = default_stack(_registry(models), version, rules)
-    result = stack.decide(_read_txn(txn))
+    result = stack.decide(request)
     result["reasons"] = explain(result["reason_codes"])
     if as_json:
         typer.echo(json.dumps(result, default=str))
