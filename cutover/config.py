@@ -175,7 +175,7 @@ def _load_all_models() -> None:
 
 
 #: Modules that register configuration models; a new one is added here.
-CONFIG_MODULES: Final[tuple[str, ...]] = ()
+CONFIG_MODULES: Final[tuple[str, ...]] = ("cutover.values",)
 
 
 if __name__ == "__main__":

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pydantic import Field
+
+from cutover.config import StrictModel, config_model, load
 from cutover.domain import CHANNELS
 from cutover.errors import ConfigError, InputError
 from cutover.paths import fixtures_dir
@@ -37,24 +40,50 @@ TS_MAX_ENV: Final = "CUTOVER_TS_MAX"
 _US_PER_S: Final = 1_000_000
 
 
+class CurrencyRow(StrictModel):
+    """One ISO 4217 currency: its minor-unit exponent and its ceiling per transaction."""
+
+    exponent: int = Field(ge=0, le=4, description="minor-unit digits (ISO 4217)")
+    major_max: int = Field(gt=0, le=10**15, description="largest amount of one transaction,"
+                                                        " in major units")
+
+
+@config_model("iso-currencies", "cutover/fixtures/iso/currencies.toml")
+class CurrencyTable(StrictModel):
+    """The currencies cutover accepts at the boundary, keyed by ISO 4217 code."""
+
+    currencies: dict[str, CurrencyRow]
+
+
+@config_model("iso-countries", "cutover/fixtures/iso/countries.toml")
+class CountryTable(StrictModel):
+    """ISO 3166-1 alpha-2 country codes (and ZZ, unknown) with their names."""
+
+    countries: dict[str, str]
+
+
+def _codes_ok(codes: list[str], length: int, path: Path) -> None:
+    bad = [c for c in codes if len(c) != length or not c.isascii() or not c.isupper()]
+    if bad:
+        raise ConfigError(f"{path}: codes must be {length} capital letters, got {bad[:5]}")
+
+
 @cache
-def _iso_table(name: str) -> dict[str, Any]:
-    path = fixtures_dir() / "iso" / name
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"ISO table {path}: cannot read: {exc}") from exc
-
-
 def countries() -> tuple[str, ...]:
     """ISO 3166-1 alpha-2 codes (and ZZ, unknown), sorted."""
-    return tuple(sorted(_iso_table("countries.toml")["countries"]))
+    path = fixtures_dir() / "iso" / "countries.toml"
+    codes = sorted(load(CountryTable, path).countries)
+    _codes_ok(codes, 2, path)
+    return tuple(codes)
 
 
+@cache
 def currencies() -> dict[str, tuple[int, int]]:
     """ISO 4217 code -> (exponent, largest amount of one transaction in minor units)."""
-    table = _iso_table("currencies.toml")["currencies"]
-    return {code: (int(row["exponent"]), int(row["major_max"]) * 10 ** int(row["exponent"]))
+    path = fixtures_dir() / "iso" / "currencies.toml"
+    table = load(CurrencyTable, path).currencies
+    _codes_ok(list(table), 3, path)
+    return {code: (row.exponent, row.major_max * 10 ** row.exponent)
             for code, row in table.items()}
 
 
