@@ -358,16 +358,24 @@ def read_jsonl(path: Path) -> tuple[pa.Table, np.ndarray, list[dict[str, Any]]]:
 
     try:
         table = pjson.read_json(path)
+        # Arrow's JSON reader does not check UTF-8; a full validation does (ArrowInvalid).
+        table.validate(full=True)
         lines = np.arange(1, table.num_rows + 1)
         return table, lines, []
     except pa.ArrowInvalid:
         pass  # at least one bad line: sort them out one by one below
     good, lines, bad = [], [], []
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, text in enumerate(handle, start=1):
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            # Strict: a replacement character would change the record without saying so.
+            text = raw.decode("utf-8", errors="replace")
             if not text.strip():
                 continue
             try:
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ValueError(f"not UTF-8 text (byte {exc.start})") from None
                 record = json.loads(text)
                 if not isinstance(record, dict):
                     raise ValueError("not a JSON object")
