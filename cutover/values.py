@@ -23,7 +23,6 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from pydantic import Field
 
 from cutover.config import StrictModel, config_model, load
