@@ -440,7 +440,9 @@ def write_reports(run_dir: Path, report: dict[str, Any] | None = None) -> dict[s
     report = build_report(run_dir) if report is None else report
     # Segments carry merchant and customer ids from the store: masked on the way out, like
     # every writer, so a card number that slipped into an id never reaches a report.
-    report = mask_value(report)
+    masked = mask_value(report)
+    assert isinstance(masked, dict)
+    report = masked
     write_json_atomic(Path(run_dir) / "report.json", report)
     write_markdown(Path(run_dir), report)
     return report
