@@ -29,8 +29,10 @@ SEPARATOR_CHARS_MAX: Final = 2
 #: dates (``2026-09-28``) are therefore never read as card numbers, whatever their Luhn sum.
 GROUP_DIGITS: Final = range(3, 7)
 #: An RE2/Python pattern that matches wherever a card number could be: used by Arrow as a
-#: cheap vectorised pre-filter, so only the few rows it matches get the Luhn check in Python.
-CANDIDATE_PATTERN: Final = r"\d(?:[ .\-]{0,2}\d){12,}"
+#: cheap vectorised pre-filter, so only the rows it matches get the Luhn check in Python.
+#: Grouped, 13+ digits in groups of at most 6 take at least three groups, the first two of
+#: 3-6 digits; ids such as ``T20260921-0000180`` (two groups) do not match.
+CANDIDATE_PATTERN: Final = r"\d{13}|\d{3,6}[ .\-]{1,2}\d{3,6}[ .\-]{1,2}\d"
 #: Groups looked at in one run of digits and separators; a run with more is searched in
 #: windows, so a pathological input costs time linear in its length.
 GROUPS_PER_RUN_MAX: Final = 10_000
