@@ -104,3 +104,22 @@ def _check_counts(case: dict, out: str, store: Path) -> None:
     assert lines == quarantined
     if "amounts" in case:
         assert {row["amount_minor"] for row in rows} <= set(case["amounts"])
+
+
+def _boom(*_args, **_kwargs):
+    raise RuntimeError("simulated bug\nsecond line 4111 1111 1111 1111")
+
+
+def test_guard_turns_an_unexpected_error_into_one_line_exit_4(tmp_path, monkeypatch, capsys):
+    """A foreign exception nobody translated: exit 4, one masked line, no traceback; with
+    --debug the traceback is shown (and the exception propagates)."""
+    import cutover.adapters.sources as sources
+    monkeypatch.setattr(sources, "detect_format", _boom)
+    source = HOSTILE / "csv" / "feb30.csv"
+    code, _, err = _run(["import", str(source), "--into", str(tmp_path / "s")], monkeypatch,
+                        capsys)
+    assert code == 4 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "unexpected RuntimeError: simulated bug" in err and "--debug" in err
+    with pytest.raises(RuntimeError):
+        _run(["import", str(source), "--into", str(tmp_path / "s"), "--debug"], monkeypatch,
+             capsys)
