@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from cutover.config import StrictModel, config_model, load
-from cutover.domain import CHANNELS
+from cutover.domain import CHANNELS, REQUEST_COLUMNS, TRAFFIC
 from cutover.errors import ConfigError, InputError
 from cutover.paths import fixtures_dir
 
@@ -224,9 +224,23 @@ def code_problems(cols: dict[str, pa.Array]) -> list[tuple[str, str, np.ndarray]
     return found
 
 
+def _check_text_fields(txn: dict[str, Any], where: str) -> None:
+    """Every text field a candidate sees is text (or absent where it may be)."""
+    for fld in TRAFFIC:
+        if fld.name not in REQUEST_COLUMNS or not pa.types.is_string(fld.type):
+            continue
+        value = txn.get(fld.name)
+        if value is None and not fld.nullable:
+            raise InputError(f"{where}: {fld.name} is missing (text is required)")
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"{where}: {fld.name} must be text, got"
+                             f" {type(value).__name__} {str(value)[:40]!r}")
+
+
 def check_txn(txn: dict[str, Any], where: str) -> None:
     """Refuse one transaction (``decide``'s input) that breaks a boundary rule: ``InputError``
     naming the field and what is allowed."""
+    _check_text_fields(txn, where)
     amount = txn.get("amount_minor")
     if isinstance(amount, float) and not math.isfinite(amount):
         raise InputError(f"{where}: amount_minor {amount!r} is not a number")
@@ -235,7 +249,7 @@ def check_txn(txn: dict[str, Any], where: str) -> None:
                          f" got {str(amount)[:40]!r}")
     currency = txn.get("currency")
     table = currencies()
-    if currency not in table:
+    if not isinstance(currency, str) or currency not in table:
         raise InputError(f"{where}: currency {str(currency)[:20]!r} is not an ISO 4217 code"
                          f" cutover knows ({', '.join(sorted(table))})")
     if not 0 < amount <= table[currency][1]:

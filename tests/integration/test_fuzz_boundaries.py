@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cutover.errors import CutoverError
@@ -108,10 +108,14 @@ VALUE = st.one_of(st.none(), st.booleans(), st.integers(-10**40, 10**40),
                   st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
                   st.sampled_from(["2026-02-30T00:00:00", "0001-01-01T00:00:00+00:00",
                                    "9999-12-31T23:59:59+00:00", "XXX", "fax", "ZZ"]),
-                  st.lists(st.integers(), max_size=2))
+                  st.lists(st.integers(), max_size=2),
+                  st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
 
 
 @FUZZ
+@example({"currency": ["USD"]})
+@example({"amount_minor": 10**30, "channel": {"a": 1}})
+@example({"card_country": [], "ts": 12})
 @given(st.dictionaries(st.sampled_from(sorted(GOOD_TXN)), VALUE, max_size=5))
 def test_decide_raises_only_our_errors(stack, changes):
     """A valid request with fields replaced by hostile values: a decision or a CutoverError."""

@@ -13,8 +13,9 @@ from cutover import values
 from cutover.domain import CURRENCY_EXPONENTS
 from cutover.errors import ConfigError, InputError
 
-GOOD = {"amount_minor": 1000, "currency": "USD", "card_country": "US",
-        "merchant_country": "GB", "channel": "ecom",
+GOOD = {"txn_id": "T1", "merchant_id": "M1", "mcc": "5411", "customer_id": "C1",
+        "card_token": "tok_a", "card_bin": "411111", "amount_minor": 1000, "currency": "USD",
+        "card_country": "US", "merchant_country": "GB", "channel": "ecom",
         "ts": datetime(2026, 10, 1, tzinfo=UTC)}
 
 
@@ -63,6 +64,7 @@ def test_amounts_positive_and_under_the_currency_ceiling():
     ({"amount_minor": True}, "whole number"), ({"currency": "usd"}, "not an ISO 4217"),
     ({"card_country": "XX"}, "not an ISO 3166-1"), ({"channel": "fax"}, "not one of"),
     ({"ts": datetime(1, 1, 1, tzinfo=UTC)}, "plausible range"),
+    ({"merchant_id": ["M1"]}, "merchant_id must be text"), ({"txn_id": None}, "txn_id is missing"),
 ])
 def test_check_txn_refuses_each_bad_field(change, fragment):
     """decide's input check: each bad field is an InputError naming it; a good one passes."""
