@@ -81,7 +81,7 @@ def describe_errors(model: type[StrictModel], exc: ValidationError) -> str:
     """Pydantic's errors as "key.path: problem" phrases, unknown keys with the allowed ones."""
     problems = []
     for err in exc.errors(include_url=False):
-        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        loc = key_path(err["loc"])
         if err["type"] == "extra_forbidden":
             allowed = allowed_keys(model, err["loc"][:-1])
             problems.append(f"unknown key {loc!r}" + (f"; allowed: {', '.join(allowed)}"
@@ -91,6 +91,16 @@ def describe_errors(model: type[StrictModel], exc: ValidationError) -> str:
     more = len(problems) - PROBLEMS_SHOWN_MAX
     text = "; ".join(problems[:PROBLEMS_SHOWN_MAX])
     return text + (f"; and {more} more" if more > 0 else "")
+
+
+def key_path(loc: tuple[Any, ...]) -> str:
+    """A key path as a person writes it: ``expected[0].segment.planet``."""
+    text = ""
+    for part in loc:
+        if part == "[key]":  # pydantic's marker for "the key itself", already named
+            continue
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
 
 
 def _got(err: Any) -> str:
@@ -146,11 +156,12 @@ def _model_table(model: type[BaseModel], seen: set[type]) -> list[str]:
     rows = [f"`{model.__name__}`:", "", "| key | type | default | meaning |", "|---|---|---|---|"]
     nested: list[type[BaseModel]] = []
     for name, field in model.model_fields.items():
-        default = "required" if field.is_required() else f"`{field.get_default(call_default_factory=True)!r}`"
-        rows.append(f"| `{field.alias or name}` | {_type_name(field.annotation)} | {default}"
-                    f" | {(field.description or '').replace('|', '/')} |")
         inner = _unwrap(field.annotation)
-        if isinstance(inner, type) and issubclass(inner, BaseModel) and inner not in seen:
+        is_model = isinstance(inner, type) and issubclass(inner, BaseModel)
+        meaning = field.description or (_first_line(inner.__doc__) if is_model else "")
+        rows.append(f"| `{field.alias or name}` | {_type_name(field.annotation)}"
+                    f" | {_default_text(field)} | {meaning.replace('|', '/')} |")
+        if is_model and inner not in seen:
             nested.append(inner)
     rows.append("")
     for inner in nested:
@@ -159,12 +170,36 @@ def _model_table(model: type[BaseModel], seen: set[type]) -> list[str]:
     return rows
 
 
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+def _default_text(field: Any) -> str:
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel):
+        return "(its defaults)"
+    return f"`{value!r}`"
+
+
 def _type_name(annotation: Any) -> str:
-    if isinstance(annotation, type) and not typing.get_args(annotation):
-        return annotation.__name__
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
-    return str(annotation).replace("typing.", "").replace("|", "or")
+    """A type as a reader of the TOML file thinks of it."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(f"`{a}`" for a in args)
+    if isinstance(annotation, types.UnionType) or origin is typing.Union:
+        return " or ".join(_type_name(a) for a in args if a is not type(None)) + (
+            " (optional)" if type(None) in args else "")
+    if origin in (list, tuple):
+        return f"list of ({_type_name(args[0])})" if args else "list"
+    if origin is dict:
+        return f"table of {_type_name(args[0])} = {_type_name(args[1])}" if args else "table"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return f"table `{annotation.__name__}`"
+    if annotation is typing.Any:
+        return "any"
+    return getattr(annotation, "__name__", str(annotation))
 
 
 def _load_all_models() -> None:
@@ -175,9 +210,23 @@ def _load_all_models() -> None:
 
 
 #: Modules that register configuration models; a new one is added here.
-CONFIG_MODULES: Final[tuple[str, ...]] = ("cutover.values",)
+CONFIG_MODULES: Final[tuple[str, ...]] = (
+    "cutover.shadow.diff_rules",
+    "cutover.stack.rules",
+    "cutover.stack.settings",
+    "cutover.sim.legacy_config",
+    "cutover.values",
+)
+
+
+def write_reference() -> None:
+    """Print the reference; run as ``python -m cutover.config``."""
+    # Run as __main__, this file is a second module object: the models register with the
+    # imported ``cutover.config``, so the reference is read from that one.
+    from cutover import config as registered
+    registered._load_all_models()
+    sys.stdout.write(registered.reference())
 
 
 if __name__ == "__main__":
-    _load_all_models()
-    sys.stdout.write(reference())
+    write_reference()

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,7 +38,22 @@ DEFAULT_CANDIDATE: Final = "cutover.stack:default_stack"
 ERROR_TEXT_MAX: Final = 300
 
 
-def load_candidate(spec: str, options: dict[str, str] | None = None) -> Any:
+@runtime_checkable
+class CandidateStack(Protocol):
+    """The candidate port: what replay, shadow runs and the harness need of a stack.
+
+    ``decide_batch`` takes request columns (TRAFFIC without the legacy outcome and labels) and
+    returns one DECISION row per input row, in input order; ``decide`` is the single online
+    call. Optional, found by name when present: ``observe_labels(table)``,
+    ``observe_outcomes(table)``, ``warm(batch)``, ``model_version``, ``card``.
+    """
+
+    def decide_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch | pa.Table: ...
+
+    def decide(self, txn: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def load_candidate(spec: str, options: dict[str, str] | None = None) -> CandidateStack:
     """Import ``module:attr``; call it with ``**options`` when it is a factory, not a stack."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
@@ -107,7 +122,7 @@ class CandidateResult:
 class CandidateSide:
     """A loaded candidate with the replay's conventions around it."""
 
-    def __init__(self, stack: Any) -> None:
+    def __init__(self, stack: CandidateStack) -> None:
         self.stack = stack
         self._observe: Callable[[pa.Table], Any] | None = getattr(stack, "observe_labels", None)
         self._outcomes: Callable[[pa.Table], Any] | None = getattr(stack, "observe_outcomes",

@@ -232,10 +232,11 @@ def stage_evaluate(state: DemoState) -> str:
 
 def stage_replay(state: DemoState) -> str:
     from cutover.replay.engine import run_replay
+    from cutover.replay.options import ReplayOptions
 
-    summary = run_replay(state.paths.store, state.paths.run,
-                         candidate_options={"models": str(state.paths.models)},
-                         since=state.replay_start,
+    options = ReplayOptions(candidate_options={"models": str(state.paths.models)},
+                            since=state.replay_start)
+    summary = run_replay(state.paths.store, state.paths.run, options,
                          on_progress=_counter(state, "replay legacy vs candidate", None))
     return (f"{summary.rows_in:,} txns, {summary.mismatches:,} mismatches, conservation "
             f"{'ok' if summary.conservation_ok else 'BROKEN'}, {summary.rows_per_s:,.0f} txn/s")

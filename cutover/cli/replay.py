@@ -86,8 +86,7 @@ def replay_cmd(
     limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many rows."),
     resume: bool = typer.Option(False, "--resume", help="Continue after the last committed batch."),
     force: bool = typer.Option(False, "--force", help="Replace a run directory that is not empty."),
-    batch_rows: int = typer.Option(65_536, "--batch-rows", min=1, max=10_000_000,
-                                   help="Rows per batch."),
+    batch_rows: int = typer.Option(65_536, "--batch-rows", min=1, help="Rows per batch."),
     engine: str = typer.Option("local", "--engine", help="local | ray (needs the ray extra, docs/ray.md)."),
     address: str | None = typer.Option(None, "--address",
                                        help="Ray cluster address (--engine ray; default:"
@@ -106,8 +105,7 @@ def replay_cmd(
     from cutover.errors import InputError, InvariantBroken
     from cutover.paths import output_dir
     from cutover.replay import engine as local_engine
-    from cutover.values import number_in
-    number_in(sample, "--sample", 0, 1, low_open=True)
+    from cutover.replay.options import ReplayOptions
     output_dir(run_dir, "--out", create=False)
     if engine not in ("local", "ray"):
         raise InputError(f"--engine {engine!r}: expected local or ray")
@@ -120,13 +118,13 @@ def replay_cmd(
         from cutover.replay.ray_engine import import_ray, run_replay_ray
         import_ray()  # exit 2 with the install hint before anything else happens
         run = partial(run_replay_ray, address=address, workers=workers)
+    options = ReplayOptions(
+        candidate=candidate, candidate_options=_pairs(candidate_opt, "--candidate-opt"),
+        legacy=legacy, legacy_options=_legacy_options(wsdl, mapping, cassette, legacy_opt),
+        since=since, until=until, merchant=merchant, sample=sample, limit=limit, resume=resume,
+        force=force, rules=rules, batch_rows=batch_rows)
     with _progress(quiet or as_json) as on_progress:
-        summary = run(
-            store, run_dir, candidate=candidate,
-            candidate_options=_pairs(candidate_opt, "--candidate-opt"), legacy=legacy,
-            legacy_options=_legacy_options(wsdl, mapping, cassette, legacy_opt), since=since,
-            until=until, merchant=merchant, sample=sample, limit=limit, resume=resume,
-            force=force, rules=rules, batch_rows=batch_rows, on_progress=on_progress)
+        summary = run(store, run_dir, options, on_progress=on_progress)
     _print_summary(summary, as_json)
     if not summary.conservation_ok:
         raise InvariantBroken(f"conservation broken: {summary.rows_in:,} rows in, "

@@ -27,10 +27,11 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from cutover.adapters.candidate import DEFAULT_CANDIDATE, CandidateSide, load_candidate
+from cutover.adapters.candidate import CandidateSide, load_candidate
 from cutover.domain import CATEGORIES, DECISION, MISMATCH_CATEGORIES
 from cutover.errors import InputError, InvariantBroken, StoreError
 from cutover.replay.legacy_side import LegacySide
+from cutover.replay.options import ReplayOptions
 from cutover.replay.prefetch import prefetch
 from cutover.replay.stages import Prepared, combine, prepare
 from cutover.replay.warmup import WarmFeed
@@ -45,10 +46,9 @@ from cutover.store.checkpoint import (
     write_checkpoint,
     write_parquet_atomic,
 )
-from cutover.store.filters import Narrowing, parse_when
+from cutover.store.filters import Narrowing
 from cutover.store.stream import iter_input
 
-BATCH_ROWS_DEFAULT: Final = 65_536
 PREFETCH_BATCHES: Final = 2
 PENDING_COMMITS_MAX: Final = 2
 RULES_COPY: Final = "diff_rules.toml"
@@ -317,47 +317,36 @@ def _decide_all(ctx: _Run, candidate: CandidateSide, legacy: LegacySide,
     return rows_in, batch_no + 1, committer.model_version
 
 
-def run_settings(store: Path, candidate: str, candidate_options: dict[str, str] | None,
-                 legacy: str, legacy_options: dict[str, Any] | None, narrowing: Narrowing,
-                 batch_rows: int) -> dict[str, Any]:
-    """What decides a run's output, as plain data: run.json's settings and the fingerprint's."""
-    return {"store": str(Path(store).resolve()), "candidate": candidate,
-            "candidate_options": dict(sorted((candidate_options or {}).items())),
-            "legacy": legacy,
-            "legacy_options": {k: str(v) for k, v in sorted((legacy_options or {}).items())},
-            "narrowing": narrowing.as_dict(), "batch_rows": batch_rows}
+def options_from(options: ReplayOptions | None, values: dict[str, Any]) -> ReplayOptions:
+    """The options object, or one built from keyword values (tests and scripts use those)."""
+    if options is not None and values:
+        raise TypeError(f"pass ReplayOptions or keyword options, not both: {sorted(values)}")
+    return options if options is not None else ReplayOptions.of(**values)
 
 
-def run_replay(store: Path, out: Path, *, candidate: str = DEFAULT_CANDIDATE,
-               candidate_options: dict[str, str] | None = None, legacy: str = "recorded",
-               legacy_options: dict[str, Any] | None = None, since: Any = None,
-               until: Any = None, merchant: str | None = None, sample: float | None = None,
-               limit: int | None = None, resume: bool = False, force: bool = False,
-               rules: Path | None = None, batch_rows: int = BATCH_ROWS_DEFAULT,
-               on_progress: Callable[..., Any] | None = None,
-               report: bool = True) -> ReplaySummary:
+def run_replay(store: Path, out: Path, options: ReplayOptions | None = None, *,
+               on_progress: Callable[..., Any] | None = None, report: bool = True,
+               **option_values: Any) -> ReplaySummary:
     """Replay ``store`` through the legacy side and the candidate into the run directory ``out``.
 
-    ``on_progress(rows_done)`` or ``on_progress(rows_done, rows_total_or_None)`` is called
-    after each batch is handed to the writer.
+    ``options`` (or the same names as keywords) say what to replay and how; ``on_progress(rows_done)``
+    or ``on_progress(rows_done, rows_total_or_None)`` is called after each batch is handed to
+    the writer.
 
     Raises InputError (exit 2) for unusable arguments or a run directory that would be mixed;
     returns a summary whose ``conservation_ok`` the caller must check (the CLI exits 4).
     """
     started = time.perf_counter()
-    if batch_rows <= 0:
-        raise InputError(f"--batch-rows {batch_rows}: must be positive")
-    narrowing = Narrowing(parse_when(since), parse_when(until, "--until"), merchant, sample, limit)
-    settings = run_settings(store, candidate, candidate_options, legacy, legacy_options,
-                            narrowing, batch_rows)
-    plan = _plan(Path(store), Path(out), settings, rules, resume, force)
+    opts = options_from(options, option_values)
+    narrowing, settings = opts.narrowing(), opts.settings(store)
+    plan = _plan(Path(store), Path(out), settings, opts.rules, opts.resume, opts.force)
     if plan.checkpoint is not None and plan.checkpoint.finished:
-        ctx = _create(plan, Path(store), Path(out), settings, narrowing, batch_rows)
+        ctx = _create(plan, Path(store), Path(out), settings, narrowing, opts.batch_rows)
         return _summary(ctx, ctx.checkpoint.rows_in, ctx.checkpoint.batches_committed,
                         time.perf_counter() - started, already_finished=True)
-    stack = CandidateSide(load_candidate(candidate, candidate_options))
-    legacy_side = LegacySide(legacy, legacy_options)
-    ctx = _create(plan, Path(store), Path(out), settings, narrowing, batch_rows)
+    stack = CandidateSide(load_candidate(opts.candidate, opts.candidate_options))
+    legacy_side = LegacySide(opts.legacy, opts.legacy_options)
+    ctx = _create(plan, Path(store), Path(out), settings, narrowing, opts.batch_rows)
     resumed_from = ctx.checkpoint.batches_committed
     if resumed_from:
         ctx.run["resumed_at"].append({"at": runinfo.utc_now(), "batch": resumed_from})

@@ -24,11 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from cutover.adapters.candidate import DEFAULT_CANDIDATE, CandidateSide, load_candidate
+from cutover.adapters.candidate import CandidateSide, load_candidate
 from cutover.domain import CATEGORIES
 from cutover.errors import ConfigError, CutoverError, InputError, InvariantBroken, StoreError
 from cutover.replay.engine import (
-    BATCH_ROWS_DEFAULT,
     ReplaySummary,
     _create,
     _finish,
@@ -36,9 +35,10 @@ from cutover.replay.engine import (
     _progress_caller,
     _Run,
     _summary,
-    run_settings,
+    options_from,
 )
 from cutover.replay.legacy_side import LegacySide
+from cutover.replay.options import ReplayOptions
 from cutover.replay.partitions import (
     COMMITS,
     Job,
@@ -53,7 +53,7 @@ from cutover.replay.partitions import (
 from cutover.shadow.diff_rules import parse_diff_rules
 from cutover.store import runinfo
 from cutover.store.checkpoint import Checkpoint, write_checkpoint
-from cutover.store.filters import Narrowing, parse_when
+from cutover.store.filters import Narrowing
 
 INSTALL_HINT: Final = "pip install 'cutover[ray]'"
 #: How often the driver wakes to report progress while segments run.
@@ -151,15 +151,11 @@ def _open(plan: Any, store: Path, out: Path, settings: dict[str, Any], narrowing
     return _Run(store, out, narrowing, batch_rows, plan.rules, plan.checkpoint, run), committed
 
 
-def run_replay_ray(store: Path, out: Path, *, address: str | None = None,
-                   workers: int | None = None, candidate: str = DEFAULT_CANDIDATE,
-                   candidate_options: dict[str, str] | None = None, legacy: str = "recorded",
-                   legacy_options: dict[str, Any] | None = None, since: Any = None,
-                   until: Any = None, merchant: str | None = None, sample: float | None = None,
-                   limit: int | None = None, resume: bool = False, force: bool = False,
-                   rules: Path | None = None, batch_rows: int = BATCH_ROWS_DEFAULT,
-                   on_progress: Callable[..., Any] | None = None) -> ReplaySummary:
-    """``run_replay`` on Ray: the same arguments and outputs, plus where the cluster is.
+def run_replay_ray(store: Path, out: Path, options: ReplayOptions | None = None, *,
+                   address: str | None = None, workers: int | None = None,
+                   on_progress: Callable[..., Any] | None = None,
+                   **option_values: Any) -> ReplaySummary:
+    """``run_replay`` on Ray: the same options and outputs, plus where the cluster is.
 
     ``address`` None joins the Ray instance this process already runs, else $RAY_ADDRESS,
     else starts a local one with ``workers`` CPUs. ``workers`` None uses every CPU of the
@@ -168,27 +164,25 @@ def run_replay_ray(store: Path, out: Path, *, address: str | None = None,
     """
     started = time.perf_counter()
     ray = import_ray()
-    if batch_rows <= 0:
-        raise InputError(f"--batch-rows {batch_rows}: must be positive")
+    opts = options_from(options, option_values)
     if workers is not None and workers <= 0:
         raise InputError(f"--workers {workers}: must be positive")
-    narrowing = Narrowing(parse_when(since), parse_when(until, "--until"), merchant, sample, limit)
+    narrowing = opts.narrowing()
     # "engine" is part of the fingerprint: a local run's checkpoint and a Ray run's markers
     # are different records of progress, so neither engine resumes the other's directory.
-    settings = run_settings(store, candidate, candidate_options, legacy, legacy_options,
-                            narrowing, batch_rows) | {"engine": "ray"}
+    settings = opts.settings(store) | {"engine": "ray"}
     store, out = Path(store), Path(out)
-    plan = _plan(store, out, settings, rules, resume, force)
+    plan = _plan(store, out, settings, opts.rules, opts.resume, opts.force)
     if plan.checkpoint is not None and plan.checkpoint.finished:
-        ctx = _create(plan, store, out, settings, narrowing, batch_rows)
+        ctx = _create(plan, store, out, settings, narrowing, opts.batch_rows)
         return _summary(ctx, ctx.checkpoint.rows_in, ctx.checkpoint.batches_committed,
                         time.perf_counter() - started, already_finished=True)
     # Loaded here once to refuse a bad spec before anything is written, and for run.json.
-    driver_side = CandidateSide(load_candidate(candidate, candidate_options))
-    LegacySide(legacy, legacy_options).close()
-    ctx, committed = _open(plan, store, out, settings, narrowing, batch_rows)
-    job = Job(store, out, narrowing, candidate, dict(candidate_options or {}), legacy,
-              dict(legacy_options or {}), plan.rules_text, "diff_rules.toml")
+    driver_side = CandidateSide(load_candidate(opts.candidate, opts.candidate_options))
+    LegacySide(opts.legacy, opts.legacy_options).close()
+    ctx, committed = _open(plan, store, out, settings, narrowing, opts.batch_rows)
+    job = Job(store, out, narrowing, opts.candidate, dict(opts.candidate_options), opts.legacy,
+              dict(opts.legacy_options), plan.rules_text, "diff_rules.toml")
     return _execute(ray, ctx, job, committed, driver_side, address, workers,
                     _progress_caller(on_progress), started)
 
@@ -248,7 +242,8 @@ def _dispatch(ray: Any, job: Job, segments: list[Segment], n_workers: int, run_p
         return []
     actor_class = ray.remote(num_cpus=1, max_restarts=0)(SegmentWorker)
     actors = [actor_class.remote(job, [os.getcwd()]) for _ in range(min(n_workers, len(segments)))]
-    queue, idle, running, results = list(segments), list(actors), {}, []
+    queue, idle, results = list(segments), list(actors), []
+    running: dict[Any, Any] = {}  # a segment's object ref -> the actor running it
     total = run_plan.rows_in
     try:
         while queue or running:

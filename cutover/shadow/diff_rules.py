@@ -13,11 +13,14 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from cutover.domain import CATEGORIES, MISMATCH_CATEGORIES, SEVERITIES
+from pydantic import Field
+
+from cutover.config import StrictModel, config_model, validate
+from cutover.domain import CATEGORIES, MISMATCH_CATEGORIES
 from cutover.errors import ConfigError
 from cutover.paths import fixtures_dir
 
@@ -35,10 +38,6 @@ DEFAULT_SEVERITY: Final = {"quarantined": "medium", "legacy_error": "medium",
                            "route_change": "low", "fee_change": "low", "reason_change": "low",
                            "match": "none"}
 P_SUCCESS_MIN_DEFAULT: Final = 0.90
-_TOP_KEYS: Final = frozenset({"version", "ignore", "tolerance", "compare", "severity",
-                              "predicates", "reason_map", "expected"})
-_EXPECTED_KEYS: Final = frozenset({"name", "category", "fields", "segment", "when", "reason",
-                                   "by", "at"})
 
 
 def default_rules_path() -> Path:
@@ -78,88 +77,91 @@ class DiffRules:
     sha256: str = ""
 
 
-def _fail(path: Path | str, key: str, problem: str) -> ConfigError:
-    return ConfigError(f"{path}: key {key}: {problem}")
+Decision = Literal["approve", "decline", "review"]
+Severity = Literal["none", "low", "medium", "high", "critical"]
+Mismatch = Literal[MISMATCH_CATEGORIES]  # type: ignore[valid-type]
+SeverityKey = Literal[(*CATEGORIES, "expected")]  # type: ignore[valid-type]
+ComparedField = Literal[COMPARED_FIELDS]  # type: ignore[valid-type]
+SegmentKey = Literal[SEGMENT_KEYS]  # type: ignore[valid-type]
+Predicate = Literal[PREDICATES]  # type: ignore[valid-type]
 
 
-def _table(doc: dict[str, Any], key: str, path: Path | str) -> dict[str, Any]:
-    value = doc.get(key, {})
-    if not isinstance(value, dict):
-        raise _fail(path, key, "must be a table")
-    return value
+class IgnoreSection(StrictModel):
+    """Fields never compared, and the calibration evidence that justified each."""
+
+    fields: list[str] = Field(default_factory=list, description="outcome fields to ignore")
+    evidence: list[dict[str, Any]] = Field(default_factory=list,
+                                           description="written by `cutover calibrate`")
 
 
-def _str_list(value: Any, key: str, path: Path | str, allowed: tuple[str, ...] | None = None
-              ) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _fail(path, key, f"must be a list of strings, got {value!r}")
-    if allowed is not None:
-        bad = [v for v in value if v not in allowed]
-        if bad:
-            raise _fail(path, key, f"unknown values {bad}; expected some of {list(allowed)}")
-    return tuple(value)
+class FeeTolerance(StrictModel):
+    """How far fees may differ and still count as equal."""
+
+    abs: int = Field(0, ge=0, description="absolute, in minor units")
+    rel: float = Field(0.0, ge=0, description="relative to the legacy fee")
 
 
-def _number(value: Any, key: str, path: Path | str, kind: type) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise _fail(path, key, f"must be a number >= 0, got {value!r}")
-    if kind is int and not isinstance(value, int):
-        raise _fail(path, key, f"must be a whole number of minor units, got {value!r}")
-    return kind(value)
+class ToleranceSection(StrictModel):
+    """Tolerances per compared field."""
+
+    fee_minor: FeeTolerance = FeeTolerance()
 
 
-def _severity(doc: dict[str, Any], path: Path | str) -> tuple[dict[str, str], str]:
-    table = _table(doc, "severity", path)
-    severity = dict(DEFAULT_SEVERITY)
-    expected = "none"
-    for category, level in table.items():
-        if category not in (*CATEGORIES, "expected"):
-            raise _fail(path, f"severity.{category}", f"not a category; expected one of {CATEGORIES}")
-        if level not in SEVERITIES:
-            raise _fail(path, f"severity.{category}", f"{level!r} is not one of {SEVERITIES}")
-        if category == "expected":
-            expected = level
-        else:
-            severity[category] = level
-    return severity, expected
+class CompareSection(StrictModel):
+    """What is compared when."""
+
+    route_decisions: list[Decision] = Field(["approve"], description="decisions whose route is compared")
 
 
-def _expected_rule(i: int, entry: Any, path: Path | str) -> ExpectedRule:
-    key = f"expected[{i}]"
-    if not isinstance(entry, dict):
-        raise _fail(path, key, "must be a table")
-    unknown = sorted(set(entry) - _EXPECTED_KEYS)
-    if unknown:
-        raise _fail(path, f"{key}.{unknown[0]}", f"unknown key; allowed: {sorted(_EXPECTED_KEYS)}")
-    category = entry.get("category")
-    if category not in MISMATCH_CATEGORIES:
-        raise _fail(path, f"{key}.category", f"{category!r} is not one of {MISMATCH_CATEGORIES}")
-    fields = entry.get("fields")
-    if fields is not None:
-        fields = _str_list(fields, f"{key}.fields", path, COMPARED_FIELDS)
-    segment = entry.get("segment", {})
-    if not isinstance(segment, dict) or not all(isinstance(v, str) for v in segment.values()):
-        raise _fail(path, f"{key}.segment", "must be an inline table of text values")
-    bad = sorted(set(segment) - set(SEGMENT_KEYS))
-    if bad:
-        raise _fail(path, f"{key}.segment.{bad[0]}", f"not a segment column; use {SEGMENT_KEYS}")
-    when = entry.get("when")
-    if when is not None and when not in PREDICATES:
-        raise _fail(path, f"{key}.when", f"{when!r} is not a builtin predicate {PREDICATES}")
-    for text_key in ("reason", "by"):
-        if not isinstance(entry.get(text_key), str) or not entry[text_key].strip():
-            raise _fail(path, f"{key}.{text_key}", "is required text (who agreed, and why)")
-    at = entry.get("at")
+class CheaperRoute(StrictModel):
+    """The ``cheaper_route_same_success`` predicate."""
+
+    p_success_min: float = Field(P_SUCCESS_MIN_DEFAULT, ge=0, le=1,
+                                 description="candidate's predicted success at least this")
+
+
+class PredicatesSection(StrictModel):
+    """Settings of the builtin predicates."""
+
+    cheaper_route_same_success: CheaperRoute = CheaperRoute()
+
+
+class ExpectedEntry(StrictModel):
+    """One ``[[expected]]`` table: a change people agreed to, with who and why."""
+
+    name: str | None = None
+    category: Mismatch = Field(description="a mismatch category")
+    fields: list[ComparedField] | None = Field(None, description="changed fields it covers")
+    segment: dict[SegmentKey, str] = Field(default_factory=dict,
+                                           description="exact segment column values")
+    when: Predicate | None = Field(None, description="a builtin predicate")
+    reason: str = Field(min_length=1, pattern=r"\S", description="why (required)")
+    by: str = Field(min_length=1, pattern=r"\S", description="who agreed (required)")
+    at: datetime | date | str | None = None
+
+
+@config_model("diff rules", "cutover/fixtures/diff_rules/default.toml; `replay --rules FILE`")
+class DiffRulesFile(StrictModel):
+    """What the diff engine ignores, tolerates, expects, and how badly it rates a change."""
+
+    version: Literal[1] = Field(description="format version")
+    ignore: IgnoreSection = IgnoreSection()
+    tolerance: ToleranceSection = ToleranceSection()
+    compare: CompareSection = CompareSection()
+    severity: dict[SeverityKey, Severity] = Field(default_factory=dict,
+                                                  description="category -> severity")
+    predicates: PredicatesSection = PredicatesSection()
+    reason_map: dict[str, str] = Field(default_factory=dict,
+                                       description="candidate code -> canonical legacy reason")
+    expected: list[ExpectedEntry] = Field(default_factory=list)
+
+
+def _expected_rule(i: int, entry: ExpectedEntry) -> ExpectedRule:
+    at = entry.at
     at_text = at.isoformat() if isinstance(at, datetime) else (None if at is None else str(at))
-    return ExpectedRule(str(entry.get("name") or f"expected-{i}"), category, fields,
-                        dict(segment), when, entry["reason"], entry["by"], at_text)
-
-
-def _evidence(ignore: dict[str, Any], path: Path | str) -> tuple[dict[str, Any], ...]:
-    evidence = ignore.get("evidence", [])
-    if not isinstance(evidence, list) or not all(isinstance(e, dict) for e in evidence):
-        raise _fail(path, "ignore.evidence", "must be an array of tables")
-    return tuple(evidence)
+    return ExpectedRule(entry.name or f"expected-{i}", entry.category,
+                        None if entry.fields is None else tuple(entry.fields),
+                        dict(entry.segment), entry.when, entry.reason, entry.by, at_text)
 
 
 def parse_diff_rules(text: str, source: Path | str = "<rules>") -> DiffRules:
@@ -168,34 +170,17 @@ def parse_diff_rules(text: str, source: Path | str = "<rules>") -> DiffRules:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
-    unknown = sorted(set(doc) - _TOP_KEYS)
-    if unknown:
-        raise _fail(source, unknown[0], f"unknown key; allowed: {sorted(_TOP_KEYS)}")
-    if doc.get("version") != RULES_VERSION:
-        raise _fail(source, "version", f"must be {RULES_VERSION}, got {doc.get('version')!r}")
-    ignore = _table(doc, "ignore", source)
-    fee = _table(_table(doc, "tolerance", source), "fee_minor", source)
-    compare = _table(doc, "compare", source)
-    predicate = _table(_table(doc, "predicates", source), "cheaper_route_same_success", source)
-    reason_map = _table(doc, "reason_map", source)
-    if not all(isinstance(v, str) for v in reason_map.values()):
-        raise _fail(source, "reason_map", "values must be canonical reason text")
-    expected = doc.get("expected", [])
-    if not isinstance(expected, list):
-        raise _fail(source, "expected", "must be an array of tables ([[expected]])")
-    severity, expected_severity = _severity(doc, source)
+    rules = validate(DiffRulesFile, doc, source)
+    severity = dict(DEFAULT_SEVERITY) | {k: v for k, v in rules.severity.items() if k != "expected"}
+    fee = rules.tolerance.fee_minor
     return DiffRules(
-        ignore_fields=frozenset(_str_list(ignore.get("fields", []), "ignore.fields", source)),
-        fee_abs_minor=_number(fee.get("abs", 0), "tolerance.fee_minor.abs", source, int),
-        fee_rel=_number(fee.get("rel", 0.0), "tolerance.fee_minor.rel", source, float),
-        route_decisions=_str_list(compare.get("route_decisions", ["approve"]),
-                                  "compare.route_decisions", source, DECISION_VALUES),
-        severity=severity, expected_severity=expected_severity,
-        p_success_min=_number(predicate.get("p_success_min", P_SUCCESS_MIN_DEFAULT),
-                              "predicates.cheaper_route_same_success.p_success_min", source, float),
-        reason_map=dict(reason_map),
-        expected=tuple(_expected_rule(i, e, source) for i, e in enumerate(expected)),
-        ignore_evidence=_evidence(ignore, source),
+        ignore_fields=frozenset(rules.ignore.fields), fee_abs_minor=fee.abs, fee_rel=fee.rel,
+        route_decisions=tuple(rules.compare.route_decisions), severity=severity,
+        expected_severity=rules.severity.get("expected", "none"),
+        p_success_min=rules.predicates.cheaper_route_same_success.p_success_min,
+        reason_map=dict(rules.reason_map),
+        expected=tuple(_expected_rule(i, e) for i, e in enumerate(rules.expected)),
+        ignore_evidence=tuple(rules.ignore.evidence),
         source=str(source), sha256=hashlib.sha256(text.encode()).hexdigest())
 
 

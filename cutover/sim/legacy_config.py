@@ -7,18 +7,20 @@ ConfigError naming the file and the key, so a typo in a limit never becomes a wr
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import numpy as np
+from pydantic import Field
 
 from cutover.adapters.codes import CodeTable
+from cutover.config import StrictModel, config_model, load
 from cutover.domain import MoneyError, currency_exponent, parse_money
 from cutover.errors import ConfigError
 from cutover.paths import fixtures_dir
+from cutover.stack.settings import GatewaysFile
 
 CORE_RELPATH: Final = Path("legacy") / "core.toml"
 BINS_RELPATH: Final = Path("bins.toml")
@@ -27,6 +29,71 @@ GATEWAYS_RELPATH: Final = Path("gateways.toml")
 BIN_DIGITS: Final = 6
 #: Limits and thresholds above this are refused: fee arithmetic (amount * bps) must fit int64.
 AMOUNT_MINOR_MAX: Final = 10**14
+
+Bin = Annotated[str, Field(pattern=r"^[0-9]{6}$", description="exactly six digits")]
+MoneyList = Annotated[list[str], Field(min_length=1, description='money strings, e.g. "500.00 USD"')]
+
+
+class BinRange(StrictModel):
+    """One issuer range: inclusive BINs, the issuing country and the scheme."""
+
+    start: Bin
+    end: Bin
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2")
+    scheme: str | None = None
+
+
+@config_model("simulated BIN table", "cutover/fixtures/bins.toml")
+class BinsFile(StrictModel):
+    """BIN ranges of the simulated card issuers (inclusive, not overlapping)."""
+
+    ranges: list[BinRange] = Field(min_length=1)
+
+
+class CoreBlocklist(StrictModel):
+    """Cards the legacy core declines outright."""
+
+    card_countries: list[str] = Field(default_factory=list, description="ISO 3166 alpha-2")
+
+
+class CoreVelocity(StrictModel):
+    """The legacy core's velocity cap."""
+
+    txn_per_hour_max: int = Field(ge=1, description="payments per card per hour")
+
+
+class CoreSuspicion(StrictModel):
+    """Amounts above which the legacy core reviews."""
+
+    moto_over: MoneyList
+    foreign_review_over: MoneyList
+
+
+class CoreRoute(StrictModel):
+    """One static route."""
+
+    bin_start: Bin
+    bin_end: Bin
+    currencies: list[str] | None = Field(None, description="any currency when absent")
+    gateway: str
+
+
+class CoreRouting(StrictModel):
+    """The legacy core's static routing table."""
+
+    default: str = Field(description="gateway when no route matches")
+    routes: list[CoreRoute] = Field(default_factory=list)
+
+
+@config_model("simulated legacy core", "cutover/fixtures/legacy/core.toml; `sim legacy --core FILE`")
+class CoreFile(StrictModel):
+    """The simulated legacy core's static rules: limits, blocklist, velocity, suspicion, routes."""
+
+    limits: dict[str, MoneyList] = Field(description='"default" and MCC -> amount caps')
+    blocklist: CoreBlocklist = CoreBlocklist()
+    velocity: CoreVelocity
+    suspicion: CoreSuspicion
+    routing: CoreRouting
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,22 +139,6 @@ class CoreConfig:
         return frozenset(self.limits_default)
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-
-
-def _need(data: Mapping[str, Any], key: str, kind: type, path: Path) -> Any:
-    value = data.get(key.rsplit(".", 1)[-1]) if isinstance(data, Mapping) else None
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise ConfigError(f"{path}: key {key!r} missing or not a {kind.__name__}")
-    return value
-
-
 def _money_list(values: Any, key: str, path: Path) -> dict[str, int]:
     """``["5000.00 USD", ...]`` -> {"USD": 500000}; one amount per currency, positive."""
     if not isinstance(values, list) or not values:
@@ -107,23 +158,12 @@ def _money_list(values: Any, key: str, path: Path) -> dict[str, int]:
     return out
 
 
-def _bin(text: Any, key: str, path: Path) -> int:
-    if not isinstance(text, str) or len(text) != BIN_DIGITS or not text.isdigit():
-        raise ConfigError(f"{path}: key {key!r}: BIN {text!r} is not {BIN_DIGITS} digits")
-    return int(text)
-
-
 def _load_bins(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ranges = _need(_read(path), "ranges", list, path)
     rows = []
-    for i, item in enumerate(ranges):
-        key = f"ranges[{i}]"
-        start = _bin(item.get("start"), f"{key}.start", path)
-        end = _bin(item.get("end"), f"{key}.end", path)
-        country = item.get("country")
-        if end < start or not isinstance(country, str) or len(country) != 2:
-            raise ConfigError(f"{path}: key {key!r}: need start <= end and a 2-letter country")
-        rows.append((start, end, country))
+    for i, item in enumerate(load(BinsFile, path).ranges):
+        if item.end < item.start:
+            raise ConfigError(f"{path}: key 'ranges[{i}]': need start <= end")
+        rows.append((int(item.start), int(item.end), item.country))
     rows.sort()
     for (_, end_a, _), (start_b, _, _) in zip(rows, rows[1:], strict=False):
         if start_b <= end_a:
@@ -134,39 +174,26 @@ def _load_bins(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _load_gateways(path: Path) -> dict[str, Gateway]:
-    table = _need(_read(path), "gateways", dict, path)
     out = {}
-    for name, raw in table.items():
-        bps = _need(raw, f"gateways.{name}.fee_bps", int, path)
-        fixed = _need(raw, f"gateways.{name}.fixed_minor", dict, path)
-        if bps < 0 or any(not isinstance(v, int) or v < 0 for v in fixed.values()):
-            raise ConfigError(f"{path}: key 'gateways.{name}': fees must be non-negative ints")
-        for currency in fixed:
+    for name, spec in load(GatewaysFile, path).gateways.items():
+        for currency in spec.fixed_minor:
             try:
                 currency_exponent(currency)
             except MoneyError as exc:
                 raise ConfigError(f"{path}: key 'gateways.{name}.fixed_minor': {exc}") from exc
-        out[name] = Gateway(fee_bps=bps, fixed_minor=dict(fixed))
+        out[name] = Gateway(fee_bps=spec.fee_bps, fixed_minor=dict(spec.fixed_minor))
     return out
 
 
-def _load_routes(routing: Mapping[str, Any], gateways: Mapping[str, Gateway],
+def _load_routes(routing: CoreRouting, gateways: Mapping[str, Gateway],
                  path: Path) -> tuple[tuple[Route, ...], str]:
-    default = _need(routing, "routing.default", str, path)
-    routes = []
-    for i, raw in enumerate(_need(routing, "routing.routes", list, path)):
-        key = f"routing.routes[{i}]"
-        currencies = raw.get("currencies")
-        if currencies is not None and not isinstance(currencies, list):
-            raise ConfigError(f"{path}: key '{key}.currencies' must be a list")
-        routes.append(Route(_bin(raw.get("bin_start"), f"{key}.bin_start", path),
-                            _bin(raw.get("bin_end"), f"{key}.bin_end", path),
-                            frozenset(currencies) if currencies is not None else None,
-                            _need(raw, f"{key}.gateway", str, path)))
-    for name in [default, *(r.gateway for r in routes)]:
+    routes = tuple(Route(int(r.bin_start), int(r.bin_end),
+                         frozenset(r.currencies) if r.currencies is not None else None, r.gateway)
+                   for r in routing.routes)
+    for name in [routing.default, *(r.gateway for r in routes)]:
         if name not in gateways:
             raise ConfigError(f"{path}: key 'routing': unknown gateway {name!r}")
-    return tuple(routes), default
+    return routes, routing.default
 
 
 def _check_coverage(cfg: CoreConfig, path: Path) -> None:
@@ -187,31 +214,26 @@ def load_core_config(path: str | Path | None = None) -> CoreConfig:
     """Read core.toml (default cutover/fixtures/legacy/core.toml) and the tables it relies on."""
     base = fixtures_dir()
     core_path = Path(path) if path is not None else base / CORE_RELPATH
-    core = _read(core_path)
-    limits = _need(core, "limits", dict, core_path)
+    core = load(CoreFile, core_path)
+    if "default" not in core.limits:
+        raise ConfigError(f"{core_path}: key 'limits.default' is required (the limits of every"
+                          " MCC not listed)")
     by_mcc = {}
-    for mcc, values in limits.items():
+    for mcc, values in core.limits.items():
         if mcc != "default":
             for currency, amount in _money_list(values, f"limits.{mcc}", core_path).items():
                 by_mcc[(mcc, currency)] = amount
-    suspicion = _need(core, "suspicion", dict, core_path)
-    velocity_max = _need(_need(core, "velocity", dict, core_path),
-                         "velocity.txn_per_hour_max", int, core_path)
-    if velocity_max < 1:
-        raise ConfigError(f"{core_path}: key 'velocity.txn_per_hour_max' must be at least 1")
     gateways = _load_gateways(base / GATEWAYS_RELPATH)
-    routes, default_gateway = _load_routes(_need(core, "routing", dict, core_path), gateways,
-                                           core_path)
+    routes, default_gateway = _load_routes(core.routing, gateways, core_path)
     starts, ends, countries = _load_bins(base / BINS_RELPATH)
-    blocked = _need(_need(core, "blocklist", dict, core_path), "blocklist.card_countries",
-                    list, core_path)
+    suspicion = core.suspicion
     cfg = CoreConfig(
         bin_starts=starts, bin_ends=ends, bin_countries=countries,
-        limits_default=_money_list(limits.get("default"), "limits.default", core_path),
-        limits_by_mcc=by_mcc, blocked_countries=frozenset(blocked),
-        velocity_txn_per_hour_max=velocity_max,
-        moto_over=_money_list(suspicion.get("moto_over"), "suspicion.moto_over", core_path),
-        foreign_review_over=_money_list(suspicion.get("foreign_review_over"),
+        limits_default=_money_list(core.limits["default"], "limits.default", core_path),
+        limits_by_mcc=by_mcc, blocked_countries=frozenset(core.blocklist.card_countries),
+        velocity_txn_per_hour_max=core.velocity.txn_per_hour_max,
+        moto_over=_money_list(suspicion.moto_over, "suspicion.moto_over", core_path),
+        foreign_review_over=_money_list(suspicion.foreign_review_over,
                                         "suspicion.foreign_review_over", core_path),
         routes=routes, default_gateway=default_gateway, gateways=gateways,
         codes=CodeTable.load(),

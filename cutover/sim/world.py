@@ -13,7 +13,6 @@ The world's size does not depend on how many rows are generated, so a 1,000-row 
 from __future__ import annotations
 
 import functools
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,11 @@ import numpy as np
 import pyarrow as pa
 
 from cutover.adapters.tokenize import DEMO_TOKEN_KEY, tokenize_pan
+from cutover.config import load
 from cutover.errors import ConfigError, InputError
 from cutover.paths import fixtures_dir
 from cutover.sim.legacy_config import BIN_DIGITS, CoreConfig, load_core_config
+from cutover.stack.settings import GatewaysFile
 
 CUSTOMERS: Final = 40_000
 MERCHANTS: Final = 2_000
@@ -156,29 +157,21 @@ def _readonly(**arrays: np.ndarray) -> dict[str, np.ndarray]:
 def load_gateway_sim(path: Path | None = None) -> GatewaySim:
     """Read regions, settlement currencies and ``sim_success`` from gateways.toml."""
     source = fixtures_dir() / "gateways.toml" if path is None else Path(path)
-    try:
-        doc = tomllib.loads(source.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{source}: cannot read gateways: {exc}") from exc
-    regions = tuple(doc.get("regions", {}))
-    region_of_country = {c: r for r, countries in doc.get("regions", {}).items() for c in countries}
-    names = tuple(doc.get("gateways", {}))
-    if len(names) < 1 or not regions:
+    doc = load(GatewaysFile, source)
+    regions = tuple(doc.regions)
+    region_of_country = {c: r for r, countries in doc.regions.items() for c in countries}
+    names = tuple(doc.gateways)
+    if not regions:
         raise ConfigError(f"{source}: need [regions] and at least one [gateways.*]")
     success = np.zeros((len(names), len(regions)), dtype=np.float64)
     for g, name in enumerate(names):
-        table = doc["gateways"][name].get("sim_success")
-        if not isinstance(table, dict) or "base" not in table:
+        table = doc.gateways[name].sim_success
+        if "base" not in table:
             raise ConfigError(f"{source}: key 'gateways.{name}.sim_success' needs at least 'base'")
         for r, region in enumerate(regions):
-            rate = table.get(region, table["base"])
-            if not isinstance(rate, int | float) or not 0 <= rate <= 1:
-                raise ConfigError(f"{source}: key 'gateways.{name}.sim_success.{region}' "
-                                  f"must be a probability, got {rate!r}")
-            success[g, r] = rate
+            success[g, r] = table.get(region, table["base"])
     success.setflags(write=False)
-    return GatewaySim(names, success, regions, region_of_country,
-                      dict(doc.get("currencies", {})))
+    return GatewaySim(names, success, regions, region_of_country, dict(doc.currencies))
 
 
 def _weights(keys: Iterable[str], table: Mapping[str, float]) -> np.ndarray:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -37,8 +36,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cutover.errors import ConfigError, InputError
+from cutover.config import load
+from cutover.errors import InputError
 from cutover.paths import fixtures_dir
+from cutover.stack.settings import RoutingFile
 
 US_PER_S: Final = 1_000_000
 #: Columns of the outcomes a stack observes (``observe_outcomes``).
@@ -68,30 +69,12 @@ class HealthPolicy:
 def load_health(path: Path | None = None) -> HealthPolicy:
     """Read ``[health]`` of cutover/fixtures/routing.toml; errors name the file and the field."""
     path = Path(path) if path else fixtures_dir() / "routing.toml"
-    try:
-        doc = tomllib.loads(path.read_text())["health"]
-        policy = HealthPolicy(
-            settle_delay_us=int(doc["settle_delay_s"]) * US_PER_S,
-            window_us=int(doc["window_s"]) * US_PER_S,
-            outcomes_min=int(doc["outcomes_min"]),
-            trip_below=float(doc["trip_below"]),
-            recover_window_us=int(doc["recover_window_s"]) * US_PER_S,
-            recover_outcomes_min=int(doc["recover_outcomes_min"]),
-            recover_at=float(doc["recover_at"]),
-        )
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read gateway health policy: {exc}") from exc
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: missing or invalid [health] field {exc}") from exc
-    if policy.settle_delay_us <= 0:
-        raise ConfigError(f"{path}: [health] settle_delay_s must be > 0: a payment's own outcome "
-                          "is never known when it is decided")
-    if not (policy.window_us > 0 and policy.recover_window_us > 0 and policy.outcomes_min >= 1
-            and policy.recover_outcomes_min >= 1):
-        raise ConfigError(f"{path}: [health] windows and minimum counts must be positive")
-    if not 0.0 <= policy.trip_below <= policy.recover_at <= 1.0:
-        raise ConfigError(f"{path}: [health] needs 0 <= trip_below <= recover_at <= 1")
-    return policy
+    doc = load(RoutingFile, path).health
+    return HealthPolicy(
+        settle_delay_us=doc.settle_delay_s * US_PER_S, window_us=doc.window_s * US_PER_S,
+        outcomes_min=doc.outcomes_min, trip_below=doc.trip_below,
+        recover_window_us=doc.recover_window_s * US_PER_S,
+        recover_outcomes_min=doc.recover_outcomes_min, recover_at=doc.recover_at)
 
 
 def skip_rule(policy: HealthPolicy, n: np.ndarray, ok: np.ndarray, rn: np.ndarray,

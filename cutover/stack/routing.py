@@ -24,7 +24,6 @@ i.e. basis points rounded half up to a whole minor unit, the same rounding as th
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -33,8 +32,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cutover.errors import ConfigError
+from cutover.config import load
 from cutover.paths import fixtures_dir
+from cutover.stack.settings import GatewaysFile
 
 BPS_DENOMINATOR: Final = 10_000
 HALF_UP: Final = BPS_DENOMINATOR // 2
@@ -58,24 +58,18 @@ class Gateways:
 
 
 def load_gateways(path: Path | None = None) -> Gateways:
-    """Read cutover/fixtures/gateways.toml (prices, residency); ``sim_success`` is deliberately ignored."""
+    """Read cutover/fixtures/gateways.toml (prices, residency); ``sim_success`` is ignored."""
     path = Path(path) if path else fixtures_dir() / "gateways.toml"
-    try:
-        doc = tomllib.loads(path.read_text())
-        gws = doc["gateways"]
-        names = tuple(sorted(gws))
-        return Gateways(
-            names=names,
-            fee_bps={g: int(gws[g]["fee_bps"]) for g in names},
-            fixed_minor={g: {c: int(v) for c, v in gws[g]["fixed_minor"].items()} for g in names},
-            regions={g: frozenset(gws[g]["regions"]) for g in names},
-            country_region={c: r for r, cs in doc["regions"].items() for c in cs},
-            source=str(path),
-        )
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read gateways: {exc}") from exc
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: missing or invalid gateway field {exc}") from exc
+    doc = load(GatewaysFile, path)
+    names = tuple(sorted(doc.gateways))
+    return Gateways(
+        names=names,
+        fee_bps={g: doc.gateways[g].fee_bps for g in names},
+        fixed_minor={g: dict(doc.gateways[g].fixed_minor) for g in names},
+        regions={g: frozenset(doc.gateways[g].regions) for g in names},
+        country_region={c: r for r, cs in doc.regions.items() for c in cs},
+        source=str(path),
+    )
 
 
 def fee_minor(amount_minor: np.ndarray, fee_bps: int, fixed_minor: np.ndarray) -> np.ndarray:

@@ -9,16 +9,16 @@ vectorised with ``np.select`` over a batch; a single decision is a batch of one.
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field, model_validator
 
-from cutover.errors import ConfigError
+from cutover.config import StrictModel, config_model, load
 from cutover.paths import fixtures_dir
 
 #: Precedence of the rules: the first that fires decides.
@@ -49,29 +49,60 @@ class Rules:
     sha256: str = field(default="")
 
 
+class LimitsSection(StrictModel):
+    """Amount caps."""
+
+    amount_max_minor: dict[str, Annotated[int, Field(gt=0)]] = Field(
+        description="currency -> largest approvable amount, in minor units (others uncapped)")
+
+
+class BlocklistSection(StrictModel):
+    """Cards declined outright."""
+
+    card_countries: list[str] = Field(default_factory=list, description="ISO 3166 alpha-2")
+    card_bins: list[str] = Field(default_factory=list, description="6-8 digit BINs")
+
+
+class VelocitySection(StrictModel):
+    """Velocity caps."""
+
+    card_n_1h_max: int = Field(ge=1, description="decline at this many earlier payments in 1 h")
+
+
+class ScoreSection(StrictModel):
+    """Score bands (0 <= review_at <= decline_at <= 1)."""
+
+    review_at: float = Field(ge=0, le=1)
+    decline_at: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScoreSection:
+        if self.review_at > self.decline_at:
+            raise ValueError("needs 0 <= review_at <= decline_at <= 1")
+        return self
+
+
+@config_model("stack rules", "cutover/fixtures/rules/default.toml; `--candidate-opt rules=FILE`")
+class RulesFile(StrictModel):
+    """The reference stack's rules: limits, blocklists, velocity caps and score bands."""
+
+    limits: LimitsSection
+    blocklist: BlocklistSection = BlocklistSection()
+    velocity: VelocitySection
+    score: ScoreSection
+
+
 def load_rules(path: Path | None = None) -> Rules:
     """Read a rules TOML file; errors name the file and the field."""
     path = Path(path) if path else rules_default()
-    try:
-        raw = path.read_bytes()
-        doc = tomllib.loads(raw.decode())
-        rules = Rules(
-            amount_max_minor={k: int(v) for k, v in doc["limits"]["amount_max_minor"].items()},
-            card_countries=frozenset(doc["blocklist"]["card_countries"]),
-            card_bins=frozenset(doc["blocklist"]["card_bins"]),
-            card_n_1h_max=int(doc["velocity"]["card_n_1h_max"]),
-            review_at=float(doc["score"]["review_at"]),
-            decline_at=float(doc["score"]["decline_at"]),
-            source=str(path),
-            sha256=hashlib.sha256(raw).hexdigest(),
-        )
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read rules: {exc}") from exc
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: missing or invalid rules field {exc}") from exc
-    if not 0.0 <= rules.review_at <= rules.decline_at <= 1.0:
-        raise ConfigError(f"{path}: [score] needs 0 <= review_at <= decline_at <= 1")
-    return rules
+    doc = load(RulesFile, path)
+    return Rules(
+        amount_max_minor=dict(doc.limits.amount_max_minor),
+        card_countries=frozenset(doc.blocklist.card_countries),
+        card_bins=frozenset(doc.blocklist.card_bins),
+        card_n_1h_max=doc.velocity.card_n_1h_max,
+        review_at=doc.score.review_at, decline_at=doc.score.decline_at,
+        source=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def _amount_cap(rules: Rules, currency: pa.Array) -> np.ndarray:
