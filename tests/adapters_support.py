@@ -1,9 +1,11 @@
 """Test helpers for the adapters area: a fault-injecting SOAP server speaking other_core.wsdl.
 
 The server runs on 127.0.0.1 in a thread; the URL path picks the behaviour (``/ok``, ``/slow``,
-``/http500``, ``/fault``, ``/truncated``, ``/wrongns``, ``/extra``, ``/notsoap``, ``/xxe``,
-``/laughs``, ``/huge``,
-``/down``), so one server serves every failure case. Card numbers are made in memory.
+``/http500``, ``/http503``, ``/fault``, ``/truncated``, ``/short``, ``/wrongns``, ``/extra``,
+``/notsoap``, ``/xxe``, ``/laughs``, ``/huge``, ``/chunked``, ``/drip_headers``, ``/drip_body``,
+``/nothttp``, ``/gzip``), so one
+server serves every failure case. ``closed_port()`` gives a port nobody listens on. Card numbers
+are made in memory. ``FakeClock`` drives the throttle, breaker and retries without sleeping.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ OTHER_MAPPING = ROOT / "cutover" / "fixtures" / "mappings" / "other_core.toml"
 NS = "urn:othercore:payments:v2"
 HUGE_BYTES = 200 * 1024 * 1024
 SLOW_S = 3.0
+#: A dripping server sends one byte per gap: each gap is well inside any read timeout in the
+#: tests, so only a total deadline can cut it.
+DRIP_GAP_S = 0.1
+DRIP_BYTES_MAX = 600
 
 _ENV = ('<?xml version="1.0" encoding="UTF-8"?>'
         '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
@@ -48,6 +54,37 @@ XXE = ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd"
        + _ENV.format(body="<x>&e;</x>").split("?>", 1)[1])
 LAUGHS = ('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "lol"><!ENTITY b "&a;&a;&a;&a;">]>'
           + _ENV.format(body="<x>&b;</x>").split("?>", 1)[1])
+
+
+class FakeClock:
+    """A ``Clock`` that only moves when told: ``sleep`` advances it instead of waiting."""
+
+    def __init__(self, start_s: float = 1000.0) -> None:
+        self.now_s = start_s
+        self.slept_s: list[float] = []
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self.now_s
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            if seconds > 0:
+                self.slept_s.append(seconds)
+                self.now_s += seconds
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now_s += seconds
+
+
+def closed_port() -> int:
+    """A local port that was just free: connecting to it is refused."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @dataclass
@@ -96,6 +133,57 @@ def _handler(state: FaultServer) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
+        def _drip(self, data: bytes) -> None:
+            # One byte per gap, until the client hangs up (or the drip's own maximum).
+            self.close_connection = True
+            try:
+                for byte in data[:DRIP_BYTES_MAX]:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(DRIP_GAP_S)
+            except OSError:
+                pass
+
+        def _drip_reply(self, path: str, body: str) -> None:
+            data = body.encode()
+            head = (f"HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\n"
+                    f"Content-Length: {len(data)}\r\n\r\n").encode()
+            if path == "drip_headers":
+                return self._drip(head + data)
+            with contextlib.suppress(OSError):
+                self.wfile.write(head)
+                self.wfile.flush()
+            self._drip(data)
+
+        def _short(self, body: str) -> None:
+            # Declares the whole body, sends half, hangs up.
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.wfile.write(data[: len(data) // 2])
+
+        def _raw(self, data: bytes) -> None:
+            # Bytes exactly as given, then hang up: for replies that are not proper HTTP.
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.wfile.write(data)
+
+        def _chunked_forever(self) -> None:
+            # A chunked body with no end in sight (bounded here by HUGE_BYTES).
+            self.close_connection = True
+            chunk = b"<a>" + b"x" * 65_536 + b"</a>"
+            head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n")
+            framed = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+            with contextlib.suppress(OSError):
+                self.wfile.write(head)
+                for _ in range(HUGE_BYTES // len(chunk)):
+                    self.wfile.write(framed)
+
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             text = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
             path = self.path.strip("/")
@@ -106,6 +194,17 @@ def _handler(state: FaultServer) -> type[BaseHTTPRequestHandler]:
                 time.sleep(SLOW_S)
             if path == "huge":
                 return self._huge()
+            if path in ("drip_headers", "drip_body"):
+                return self._drip_reply(path, ok_body(ref, value))
+            if path == "short":
+                return self._short(ok_body(ref, value))
+            if path == "chunked":
+                return self._chunked_forever()
+            if path == "nothttp":
+                return self._raw(b"220 legacy-core ESMTP ready\r\n")
+            if path == "gzip":
+                return self._raw(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+                                 b"Content-Length: 4\r\n\r\nxxxx")
             replies = {"http500": (500, "<html>oops</html>"), "http503": (503, "busy"),
                        "fault": (500, FAULT), "truncated": (200, ok_body(ref, value)[:180]),
                        "wrongns": (200, ok_body(ref, value, "urn:someone:else")),

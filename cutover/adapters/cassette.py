@@ -6,13 +6,21 @@ BEFORE anything is written, and credential headers are dropped. Playback matches
 canonical request (the transaction id inside the SOAP body), not raw bytes, so volatile
 elements (timestamps, trace ids) do not break it. vcrpy playback slows as a cassette grows,
 so bulk work imports a cassette into the traffic store instead.
+
+vcrpy does not carry the HTTP here: left to itself it reads a whole reply before any hook runs
+(a 200 MB body would be read, then written). The adapter's own transport (deadline and size cap
+while streaming) carries every exchange; ``RecordingExchange`` hands each complete, capped reply
+to the cassette, and ``PlaybackExchange`` answers from it. A call that failed on the wire
+(timeout, refused, oversized) has no reply and leaves no interaction.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,6 +31,7 @@ from cutover.adapters.importer import assemble_traffic, check_values, commit
 from cutover.adapters.mapping import load_mapping
 from cutover.adapters.soap import CodeLookup
 from cutover.adapters.tokenize import find_pans, mask_pans, tokenize_text
+from cutover.adapters.transport import CallFailed, Deadline, Exchange, NetworkExchange, Reply
 from cutover.errors import AdapterError, ConfigError
 
 #: Headers that carry credentials or sessions; they never reach a cassette.
@@ -134,21 +143,86 @@ def txn_element_of(mapping: Any) -> str:
     raise ConfigError(f"mapping {mapping.source}: no request element carries txn_id")
 
 
+def _vcr_request(url: str, body: bytes | None, headers: dict[str, str]) -> Any:
+    from vcr.request import Request
+
+    return Request("POST" if body is not None else "GET", url, body, dict(headers))
+
+
+class RecordingExchange:
+    """Sends through ``inner`` and appends each complete reply to ``cassette`` (hooks tokenise)."""
+
+    def __init__(self, inner: Exchange, cassette: Any) -> None:
+        self.inner = inner
+        self.cassette = cassette
+        self._lock = threading.Lock()
+
+    def send(self, url: str, body: bytes | None, headers: dict[str, str], deadline: Deadline,
+             bytes_max: int) -> Reply:
+        reply = self.inner.send(url, body, headers, deadline, bytes_max)
+        grouped: dict[str, list[str]] = {}
+        for name, value in reply.headers:
+            grouped.setdefault(name, []).append(value)
+        response = {"status": {"code": reply.status, "message": reply.reason},
+                    "headers": grouped, "body": {"string": reply.body}}
+        with self._lock:
+            self.cassette.append(_vcr_request(url, body, headers), response)
+        return reply
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class PlaybackExchange:
+    """Answers each exchange from ``cassette``; an unknown request fails as ``not_in_cassette``."""
+
+    def __init__(self, cassette: Any) -> None:
+        self.cassette = cassette
+        self._lock = threading.Lock()
+
+    def send(self, url: str, body: bytes | None, headers: dict[str, str], deadline: Deadline,
+             bytes_max: int) -> Reply:
+        request = _vcr_request(url, body, headers)
+        with self._lock:
+            if not self.cassette.can_play_response_for(request):
+                raise CallFailed("not_in_cassette", f"no recorded reply for {url}")
+            response = self.cassette.play_response(request)
+        data = response["body"]["string"]
+        data = data.encode("utf-8") if isinstance(data, str) else bytes(data or b"")
+        if len(data) > bytes_max:
+            raise CallFailed("response_too_large", f"recorded body of {len(data)} bytes")
+        headers_out = tuple((name, str(v)) for name, values in response.get("headers", {}).items()
+                            for v in (values if isinstance(values, list) else [values]))
+        status = response["status"]
+        return Reply(int(status["code"]), str(status.get("message", "")), headers_out, data)
+
+    def close(self) -> None:
+        pass
+
+
 def record_calls(mapping_path: Path | str, txns: list[dict[str, Any]], out: Path | str,
                  key: bytes, *, wsdl: str | None = None, progress: Any = None,
-                 options: Any = None) -> list[dict]:
+                 options: Any = None, stop: Callable[[dict], bool] | None = None) -> list[dict]:
     """Call the core once per transaction under a recorder; return the outcomes in order.
 
     A transaction may carry ``pan``: it goes on the wire as the card and is tokenised by the
-    hooks before the cassette is written. Calls are sequential: a cassette is one file.
+    hooks before the cassette is written. Calls are sequential: a cassette is one file. When
+    ``stop(outcome)`` says so, calling stops and no cassette is written (the outcomes so far
+    are returned); otherwise the cassette replaces ``out`` only once complete.
     """
-    from cutover.adapters.mapping import load_mapping
-    from cutover.adapters.soap import SoapAdapter
+    from cutover.adapters.soap import SoapAdapter, SoapOptions
 
     mapping = load_mapping(mapping_path)
-    outcomes = []
-    with recording(out, key, txn_element_of(mapping)):
-        adapter = SoapAdapter(mapping, wsdl=wsdl, options=options)
+    options = options or SoapOptions()
+    out = Path(out)
+    partial = out.with_name(f".{out.name}.partial")
+    partial.unlink(missing_ok=True)
+    outcomes: list[dict] = []
+    stopped = False
+    with recording(partial, key, txn_element_of(mapping)) as cassette:
+        exchange = RecordingExchange(NetworkExchange(idle_s=options.read_timeout_s,
+                                                   connect_s=options.connect_timeout_s), cassette)
+        adapter = SoapAdapter(mapping, wsdl=wsdl, options=options, exchange=exchange)
         try:
             for txn in txns:
                 call = dict(txn)
@@ -157,8 +231,15 @@ def record_calls(mapping_path: Path | str, txns: list[dict[str, Any]], out: Path
                 outcomes.append(adapter.authorize(call))
                 if progress is not None:
                     progress()
+                if stop is not None and stop(outcomes[-1]):
+                    stopped = True
+                    break
         finally:
             adapter.close()
+    if stopped or not partial.exists():
+        partial.unlink(missing_ok=True)
+    else:
+        os.replace(partial, out)
     return outcomes
 
 

@@ -61,10 +61,11 @@ class SoapLegacy:
     """The live legacy core over SOAP; sends ``card_token`` as the card (the store has no PANs)."""
 
     def __init__(self, mapping: Path | str, *, wsdl: str | None = None,
-                 workers: int = WORKERS_DEFAULT, **opts: Any) -> None:
+                 workers: int = WORKERS_DEFAULT, exchange: Any = None, **opts: Any) -> None:
         from cutover.adapters.soap import SoapAdapter, SoapOptions
 
-        self.adapter = SoapAdapter(mapping, wsdl=wsdl, options=SoapOptions(**opts))
+        self.adapter = SoapAdapter(mapping, wsdl=wsdl, options=SoapOptions(**opts),
+                                   exchange=exchange)
         self.workers = workers
 
     def authorize_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -80,23 +81,32 @@ class SoapLegacy:
         try:
             return {"txn_id": txn.get("txn_id"), "error": None} | self.adapter.call_raw(txn)
         except (CallFailed, BreakerOpen) as exc:
-            return {"txn_id": txn.get("txn_id"), "error": exc.reason}
+            return {"txn_id": txn.get("txn_id"), "error": exc.reason, "detail": str(exc)}
 
     def close(self) -> None:
         self.adapter.close()
 
 
 class CassetteLegacy(SoapLegacy):
-    """The SOAP adapter with every HTTP exchange answered from a vcrpy cassette, offline."""
+    """The SOAP adapter with every HTTP exchange answered from a vcrpy cassette, offline.
+
+    A request the cassette does not hold is the outcome ``not_in_cassette``; nothing goes to
+    the network.
+    """
 
     def __init__(self, mapping: Path | str, cassette: Path | str, *, wsdl: str | None = None,
                  workers: int = 1, **opts: Any) -> None:
-        from cutover.adapters.cassette import playback, txn_element_of
+        from cutover.adapters.cassette import PlaybackExchange, playback, txn_element_of
         from cutover.adapters.mapping import load_mapping
 
         self._playback = playback(cassette, txn_element_of(load_mapping(mapping)))
-        self._playback.__enter__()
-        super().__init__(mapping, wsdl=wsdl, workers=workers, **opts)
+        loaded = self._playback.__enter__()
+        try:
+            super().__init__(mapping, wsdl=wsdl, workers=workers,
+                             exchange=PlaybackExchange(loaded), **opts)
+        except BaseException:
+            self._playback.__exit__(None, None, None)
+            raise
 
     def close(self) -> None:
         super().close()

@@ -1,207 +1,171 @@
-"""How cutover talks HTTP to a legacy core without being hurt by it.
+"""How cutover talks HTTP to an outside service without being hurt by it.
 
-The legacy core is slow, flaky and sometimes hostile (huge or unsafe bodies). This module holds
-the guards every call goes through: a thread-safe throttle (calls per second and calls in
-flight), a circuit breaker that fails fast while the core is down, exponential backoff for
-idempotent retries, and a zeep transport that streams each reply and stops at a size cap.
-Each guard is small and testable alone; ``cutover.adapters.soap`` wires them together.
+The legacy core (and any HTTP candidate) is slow, flaky and sometimes hostile: it drips bytes,
+sends 200 MB, or goes away. Every call goes through the same small pieces, reusable by any
+HTTP client in cutover (the SOAP adapter here, an HTTP candidate client elsewhere):
+
+    Clock, SYSTEM_CLOCK      cutover.adapters.deadline   time as a port (tests pass a fake)
+    Deadline(budget_s)       cutover.adapters.deadline   the total time one call may take,
+                                                         connect + headers + body + retries
+    fetch(url, body, deadline, bytes_max=, pool=)        one exchange, cut at the deadline
+                             cutover.adapters.fetch      while bytes arrive, body capped while
+                                                         streaming; ``Reply`` or ``CallFailed``
+    ConnectionPool           cutover.adapters.fetch      keep-alive connections, bounded
+    Throttle, CircuitBreaker cutover.adapters.guards     rate / in-flight limit; fail fast
+    call_with_retries        cutover.adapters.guards     backoff retries inside the deadline
+
+A caller writes, for example::
+
+    deadline = Deadline(CALL_DEADLINE_S)
+    breaker.before_call()
+    with throttle:
+        reply = call_with_retries(lambda: fetch(url, body, deadline, bytes_max=cap, pool=pool),
+                                  deadline, attempts_max=3, retryable=RETRYABLE_REASONS)
+
+Every failure is a ``CallFailed`` whose ``reason`` is the canonical ``legacy_reason`` (see
+``cutover.adapters.fetch`` for the transport reasons).
+
+This module adds what zeep needs: ``Exchange`` (the port that carries one HTTP exchange: the
+network, or a cassette when recording or playing back) and ``CappedTransport``, a zeep transport
+whose every POST and WSDL fetch goes through an exchange under the current call's deadline.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections import deque
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Final, Protocol
 
 import requests
+from requests.structures import CaseInsensitiveDict
 from zeep.transports import Transport
 
-from cutover.errors import LegacyFault, LegacyUnavailable
+from cutover.adapters.deadline import SYSTEM_CLOCK, Clock, Deadline
+from cutover.adapters.fetch import (
+    CONNECT_S_DEFAULT,
+    IDLE_S_DEFAULT,
+    ConnectionPool,
+    Reply,
+    fetch,
+)
+from cutover.adapters.guards import (
+    BREAKER_COOLDOWN_S,
+    BREAKER_ERROR_RATE_MAX,
+    BREAKER_FAILURES_MAX,
+    BREAKER_WINDOW_CALLS,
+    CALL_DEADLINE_S,
+    RETRY_ATTEMPTS_MAX,
+    RETRY_WAIT_BASE_S,
+    RETRY_WAIT_MAX_S,
+    BreakerOpen,
+    CallFailed,
+    CircuitBreaker,
+    Throttle,
+    backoff_wait_s,
+    call_with_retries,
+)
 
-CONNECT_TIMEOUT_S: Final = 2.0
-READ_TIMEOUT_S: Final = 5.0
+__all__ = [
+    "BREAKER_COOLDOWN_S", "BREAKER_ERROR_RATE_MAX", "BREAKER_FAILURES_MAX",
+    "BREAKER_WINDOW_CALLS", "CALL_DEADLINE_S", "CONNECT_TIMEOUT_S", "READ_TIMEOUT_S",
+    "RESPONSE_BYTES_MAX", "RETRY_ATTEMPTS_MAX", "RETRY_WAIT_BASE_S", "RETRY_WAIT_MAX_S",
+    "SYSTEM_CLOCK", "BreakerOpen", "CallFailed", "CappedTransport", "CircuitBreaker", "Clock",
+    "ConnectionPool", "Deadline", "Exchange", "NetworkExchange", "Reply", "Throttle",
+    "backoff_wait_s", "call_with_retries", "fetch",
+]
+
+#: Longest a connection attempt may take, inside the call's deadline.
+CONNECT_TIMEOUT_S: Final = CONNECT_S_DEFAULT
+#: Longest silence between two bytes of a reply, inside the call's deadline.
+READ_TIMEOUT_S: Final = IDLE_S_DEFAULT
 #: A SOAP authorisation reply is a few KiB; anything past this is refused unread.
 RESPONSE_BYTES_MAX: Final = 1 * 1024 * 1024
-STREAM_CHUNK_BYTES: Final = 64 * 1024
-RETRY_ATTEMPTS_MAX: Final = 3
-RETRY_WAIT_BASE_S: Final = 0.05
-RETRY_WAIT_MAX_S: Final = 1.0
-BREAKER_FAILURES_MAX: Final = 5
-BREAKER_WINDOW_CALLS: Final = 20
-BREAKER_ERROR_RATE_MAX: Final = 0.5
-BREAKER_COOLDOWN_S: Final = 5.0
 
 
-class CallFailed(LegacyFault):
-    """One call to the legacy core failed; ``reason`` is the canonical legacy_reason."""
+class Exchange(Protocol):
+    """Carries one HTTP request and returns the whole reply, or raises ``CallFailed``."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
+    def send(self, url: str, body: bytes | None, headers: dict[str, str], deadline: Deadline,
+             bytes_max: int) -> Reply: ...
 
-
-class BreakerOpen(LegacyUnavailable):
-    """The circuit breaker is open: the call was not made."""
-
-    reason = "breaker_open"
+    def close(self) -> None: ...
 
 
-class Throttle:
-    """Token bucket for calls per second plus a semaphore for calls in flight; thread-safe."""
+class NetworkExchange:
+    """The real network through ``fetch``, reusing keep-alive connections."""
 
-    def __init__(self, calls_per_s: float, in_flight_max: int, burst_calls: int = 1) -> None:
-        if calls_per_s <= 0 or in_flight_max <= 0 or burst_calls <= 0:
-            raise ValueError("throttle rate, in-flight limit and burst must be positive")
-        self.calls_per_s = float(calls_per_s)
-        self._burst = float(burst_calls)
-        self._tokens = float(burst_calls)
-        self._last_s = time.monotonic()
-        self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(in_flight_max)
+    def __init__(self, idle_s: float = READ_TIMEOUT_S,
+                 connect_s: float = CONNECT_TIMEOUT_S) -> None:
+        self.idle_s = idle_s
+        self.connect_s = connect_s
+        self.pool = ConnectionPool()
 
-    def _take_token_wait_s(self) -> float:
-        with self._lock:
-            now_s = time.monotonic()
-            refill = (now_s - self._last_s) * self.calls_per_s
-            self._tokens = min(self._burst, self._tokens + refill)
-            self._last_s = now_s
-            # Taking the token now (possibly into debt) reserves this caller's slot in time,
-            # so waiting callers are served in order and the rate holds under contention.
-            self._tokens -= 1.0
-            return 0.0 if self._tokens >= 0 else -self._tokens / self.calls_per_s
+    def send(self, url: str, body: bytes | None, headers: dict[str, str], deadline: Deadline,
+             bytes_max: int) -> Reply:
+        return fetch(url, body, deadline, bytes_max=bytes_max, headers=headers,
+                     idle_s=self.idle_s, connect_s=self.connect_s, pool=self.pool)
 
-    def acquire(self) -> None:
-        """Block until a call may start (rate and in-flight), then hold an in-flight slot."""
-        self._slots.acquire()
-        wait_s = self._take_token_wait_s()
-        if wait_s > 0:
-            time.sleep(wait_s)
-
-    def release(self) -> None:
-        """Give back the in-flight slot taken by ``acquire``."""
-        self._slots.release()
-
-    def __enter__(self) -> Throttle:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def close(self) -> None:
+        self.pool.close()
 
 
-@dataclass
-class CircuitBreaker:
-    """Opens after consecutive failures or a high error rate; half-opens after a cool-down."""
-
-    failures_max: int = BREAKER_FAILURES_MAX
-    window_calls: int = BREAKER_WINDOW_CALLS
-    error_rate_max: float = BREAKER_ERROR_RATE_MAX
-    cooldown_s: float = BREAKER_COOLDOWN_S
-
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._consecutive = 0
-        self._window: deque[bool] = deque(maxlen=self.window_calls)
-        self._opened_at_s: float | None = None
-        self._probing = False
-
-    @property
-    def state(self) -> str:
-        """``closed``, ``open`` or ``half_open``."""
-        with self._lock:
-            return self._state_locked(time.monotonic())
-
-    def _state_locked(self, now_s: float) -> str:
-        if self._opened_at_s is None:
-            return "closed"
-        return "half_open" if now_s - self._opened_at_s >= self.cooldown_s else "open"
-
-    def before_call(self) -> None:
-        """Raise ``BreakerOpen`` while open; let one probe through once half-open."""
-        with self._lock:
-            state = self._state_locked(time.monotonic())
-            if state == "open" or (state == "half_open" and self._probing):
-                raise BreakerOpen("circuit breaker is open: legacy core failing, call not made")
-            if state == "half_open":
-                self._probing = True
-
-    def record(self, ok: bool) -> None:
-        """Record a call's result; a success closes the breaker, failures may open it."""
-        with self._lock:
-            self._probing = False
-            self._window.append(ok)
-            if ok:
-                self._consecutive = 0
-                self._opened_at_s = None
-                return
-            self._consecutive += 1
-            full = len(self._window) == self.window_calls
-            rate = self._window.count(False) / len(self._window)
-            if (self._opened_at_s is not None or self._consecutive >= self.failures_max
-                    or (full and rate > self.error_rate_max)):
-                self._opened_at_s = time.monotonic()
-
-
-def backoff_wait_s(attempt: int, base_s: float = RETRY_WAIT_BASE_S,
-                   wait_max_s: float = RETRY_WAIT_MAX_S) -> float:
-    """Exponential wait before retry ``attempt`` (1-based), capped at ``wait_max_s``."""
-    return min(wait_max_s, base_s * (2 ** (attempt - 1)))
+def as_requests_response(reply: Reply, url: str) -> requests.Response:
+    """``reply`` in the shape zeep reads (a ``requests.Response`` already holding its body)."""
+    response = requests.Response()
+    response.status_code = reply.status
+    response.reason = reply.reason
+    response.headers = CaseInsensitiveDict(dict(reply.headers))
+    response.url = url
+    response._content = reply.body  # noqa: SLF001 - requests keeps the read body here
+    response.encoding = "utf-8"
+    return response
 
 
 class CappedTransport(Transport):
-    """A zeep transport with explicit timeouts that streams replies and stops at a size cap.
+    """A zeep transport whose every exchange obeys the calling thread's deadline and size cap.
 
-    Without the cap, a misbehaving core could make us read hundreds of megabytes into memory;
-    with streaming we stop at ``response_bytes_max`` and close the connection.
+    The adapter wraps each operation in ``call_deadline(deadline)``; a fetch outside one (the
+    WSDL at start-up) gets a fresh deadline of ``deadline_s``.
     """
 
-    def __init__(self, *, connect_timeout_s: float = CONNECT_TIMEOUT_S,
-                 read_timeout_s: float = READ_TIMEOUT_S,
-                 response_bytes_max: int = RESPONSE_BYTES_MAX,
-                 session: requests.Session | None = None) -> None:
-        super().__init__(timeout=connect_timeout_s + read_timeout_s,
-                         operation_timeout=read_timeout_s, session=session or requests.Session())
-        self.timeouts_s = (connect_timeout_s, read_timeout_s)
+    def __init__(self, *, deadline_s: float = CALL_DEADLINE_S,
+                 response_bytes_max: int = RESPONSE_BYTES_MAX, exchange: Exchange | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        super().__init__(timeout=deadline_s, operation_timeout=deadline_s)
+        self.deadline_s = deadline_s
         self.response_bytes_max = response_bytes_max
+        self.exchange: Exchange = exchange or NetworkExchange()
+        self.clock = clock
+        self._local = threading.local()
+
+    @contextmanager
+    def call_deadline(self, deadline: Deadline) -> Iterator[None]:
+        """Every exchange of this thread inside the block runs under ``deadline``."""
+        self._local.deadline = deadline
+        try:
+            yield
+        finally:
+            self._local.deadline = None
+
+    def _deadline(self) -> Deadline:
+        current = getattr(self._local, "deadline", None)
+        return current if current is not None else Deadline(self.deadline_s, self.clock)
 
     def post(self, address: str, message: bytes | str, headers: dict) -> requests.Response:
-        """POST ``message``; return the response with its body read up to the cap."""
-        try:
-            response = self.session.post(address, data=message, headers=headers,
-                                         timeout=self.timeouts_s, stream=True)
-            with response:
-                body = read_capped(response, self.response_bytes_max, sum(self.timeouts_s))
-        except requests.exceptions.Timeout as exc:
-            raise CallFailed("timeout", f"{address}: {exc}") from exc
-        except requests.exceptions.ConnectionError as exc:
-            raise CallFailed("connection_refused", f"{address}: {exc}") from exc
-        response._content = body  # noqa: SLF001 - requests keeps the read body here
-        return response
-
+        """POST ``message``; the response with its body read up to the cap, or ``CallFailed``."""
+        body = message.encode("utf-8") if isinstance(message, str) else message
+        reply = self.exchange.send(address, body, {k: str(v) for k, v in headers.items()},
+                                   self._deadline(), self.response_bytes_max)
+        return as_requests_response(reply, address)
 
     def _load_remote_data(self, url: str) -> bytes:
-        """Fetch a WSDL or schema with the same timeouts and size cap as a reply."""
-        response = self.session.get(url, timeout=self.timeouts_s, stream=True)
-        with response:
-            response.raise_for_status()
-            return read_capped(response, self.response_bytes_max, sum(self.timeouts_s))
+        """Fetch a WSDL or schema under the same deadline and size cap as a reply."""
+        reply = self.exchange.send(url, None, {}, self._deadline(), self.response_bytes_max)
+        if reply.status >= 400:
+            raise CallFailed(f"http_{reply.status}", f"{url}: {reply.reason}")
+        return reply.body
 
-
-def read_capped(response: requests.Response, bytes_max: int, deadline_s: float) -> bytes:
-    """Read a streamed body; raise ``CallFailed`` past ``bytes_max`` or the total deadline."""
-    declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > bytes_max:
-        raise CallFailed("response_too_large", f"Content-Length {declared} > {bytes_max}")
-    started_s = time.monotonic()
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(STREAM_CHUNK_BYTES):
-        size += len(chunk)
-        if size > bytes_max:
-            raise CallFailed("response_too_large", f"body passed {bytes_max} bytes")
-        if time.monotonic() - started_s > deadline_s:
-            raise CallFailed("timeout", f"body still arriving after {deadline_s} s")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.exchange.close()

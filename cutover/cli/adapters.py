@@ -13,6 +13,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from cutover.adapters.guards import CALL_DEADLINE_S
+from cutover.adapters.tally import MAX_ERROR_RATE_DEFAULT
 from cutover.errors import ConfigError, InputError
 
 err = Console(stderr=True)
@@ -67,11 +69,21 @@ def record(
                                     " send the first N transactions of --store (as tokens)."),
     store: Path = typer.Option(None, "--store", help="Traffic store for --demo-sample."),
     address: str = typer.Option(None, "--address", help="Endpoint URL overriding the WSDL's."),
+    max_error_rate: float = typer.Option(
+        MAX_ERROR_RATE_DEFAULT, "--max-error-rate", min=0.0, max=1.0,
+        help="Largest share of failed calls (timeouts, refusals, faults, bad XML ...) the"
+             " recording accepts; past it record stops, writes no cassette and exits 3."),
+    deadline_s: float = typer.Option(
+        CALL_DEADLINE_S, "--deadline-s", min=0.001, max=3600.0,
+        help="Total seconds one call may take: connect, headers, body and retries."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome counts as JSON."),
 ) -> None:
     """Call the legacy core for each request and record a PAN-free vcrpy cassette.
 
-    Needs CUTOVER_TOKEN_KEY (refuses to start without it). Example:
+    Needs CUTOVER_TOKEN_KEY (refuses to start without it). Each call has one total deadline
+    and a reply size cap; a failed call is an error outcome with its reason. Exit 3 when the
+    failed calls pass --max-error-rate (default 0.05), printing each kind of failure with its
+    count and first message. Example:
     cutover record --mapping cutover/fixtures/mappings/legacy_auth.toml
     --requests cutover/fixtures/requests/sample.jsonl --out runs/c.yaml
     """
@@ -79,9 +91,12 @@ def record(
 
     from cutover.adapters.cassette import record_calls
     from cutover.adapters.soap import SoapOptions
+    from cutover.adapters.tally import ErrorTally
     from cutover.paths import output_file
 
     key = _token_key()
+    if out.is_dir():
+        raise InputError(f"--out {out}: is a directory; give the cassette file to write")
     output_file(out, "--out")
     if requests_file is not None:
         txns = _read_requests(requests_file)
@@ -89,20 +104,38 @@ def record(
         txns = _store_sample(store, demo_sample)
     else:
         raise InputError("give --requests FILE.jsonl, or --demo-sample N with --store STORE")
+    tally = ErrorTally(len(txns), max_error_rate)
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("recording", total=len(txns))
         outcomes = record_calls(mapping, txns, out, key, wsdl=wsdl,
-                                options=SoapOptions(address=address),
-                                progress=lambda: progress.advance(task))
+                                options=SoapOptions(address=address, deadline_s=deadline_s),
+                                progress=lambda: progress.advance(task), stop=tally.add)
+    _report_failures(tally, len(txns), out)
     by_decision: dict[str, int] = {}
     for outcome in outcomes:
         by_decision[outcome["legacy_decision"]] = by_decision.get(outcome["legacy_decision"], 0) + 1
     if as_json:
         typer.echo(json.dumps({"cassette": str(out), "calls": len(outcomes),
-                               "by_decision": by_decision}))
+                               "by_decision": by_decision, "failed_calls": tally.by_reason}))
     else:
         typer.echo(f"recorded {len(outcomes)} calls to {out} · " +
                    " · ".join(f"{k} {v}" for k, v in sorted(by_decision.items())))
+
+
+def _report_failures(tally: Any, planned: int, out: Path) -> None:
+    """Print each kind of failed call (count, first message verbatim); exit 3 past the limit."""
+    from cutover.errors import LegacyUnavailable
+
+    for line in tally.lines():
+        err.print(f"failed calls: {line}", highlight=False, markup=False, soft_wrap=True)
+    if tally.crossed():
+        raise LegacyUnavailable(
+            f"{tally.errors} of {tally.calls} calls failed (stopped after {tally.calls} of"
+            f" {planned}), over --max-error-rate {tally.max_error_rate:g}; no cassette written"
+            f" to {out}")
+    if tally.calls and tally.errors == tally.calls:
+        # Nothing was recorded: a run that did nothing useful must not exit 0.
+        raise LegacyUnavailable(f"all {tally.calls} calls failed; no cassette written to {out}")
 
 
 def import_(

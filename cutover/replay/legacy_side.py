@@ -24,6 +24,7 @@ from cutover.values import number_in
 #: Options of open_legacy passed through from the CLI, with their types.
 _OPTION_TYPES: dict[str, type] = {"calls_per_s": float, "in_flight_max": int, "workers": int,
                                   "connect_timeout_s": float, "read_timeout_s": float,
+                                  "deadline_s": float, "response_bytes_max": int,
                                   "retry_attempts_max": int, "address": str}
 
 
@@ -32,7 +33,8 @@ _OPTION_TYPES: dict[str, type] = {"calls_per_s": float, "in_flight_max": int, "w
 _OPTION_RANGES: dict[str, tuple[float, float, bool]] = {
     "calls_per_s": (0, 100_000, True), "in_flight_max": (1, 1_024, False),
     "workers": (1, 256, False), "connect_timeout_s": (0, 3_600, True),
-    "read_timeout_s": (0, 3_600, True), "retry_attempts_max": (0, 10, False)}
+    "read_timeout_s": (0, 3_600, True), "retry_attempts_max": (0, 10, False),
+    "deadline_s": (0, 3_600, True), "response_bytes_max": (1, 2**31, False)}
 
 
 def coerce_legacy_options(options: dict[str, Any] | None) -> dict[str, Any]:

@@ -94,9 +94,17 @@ def test_record_demo_sample_from_store(tmp_path, monkeypatch, legacy_core):
     assert rec.exit_code == 0, rec.output
     store = tmp_path / "store"
     runner.invoke(app, ["import", str(out), "--into", str(store), "--mapping", str(MAPPING)])
-    sample = runner.invoke(app, ["record", "--mapping", str(MAPPING), "--wsdl",
-                                 legacy_core.wsdl_url, "--address", legacy_core.url,
-                                 "--demo-sample", "5", "--store", str(store), "--out",
-                                 str(tmp_path / "d.yaml"), "--json"])
+    # A fresh core: the session's core already saw these txn ids with the PAN, and refuses the
+    # same ids with the token as a different request (a fault, which record now counts).
+    from cutover.sim.legacy_server import start_server
+    fresh = start_server()
+    try:
+        sample = runner.invoke(app, ["record", "--mapping", str(MAPPING), "--wsdl",
+                                     fresh.wsdl_url, "--address", fresh.url,
+                                     "--demo-sample", "5", "--store", str(store), "--out",
+                                     str(tmp_path / "d.yaml"), "--json"])
+    finally:
+        fresh.stop()
     assert sample.exit_code == 0, sample.output
     assert json.loads(sample.stdout)["calls"] == 5
+    assert json.loads(sample.stdout)["failed_calls"] == {}

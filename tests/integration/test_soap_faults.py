@@ -8,7 +8,13 @@ import pytest
 
 from cutover.adapters.soap import SoapAdapter, SoapOptions
 from cutover.adapters.transport import CircuitBreaker
-from tests.adapters_support import OTHER_MAPPING, sample_txn, start_fault_server
+from tests.adapters_support import (
+    OTHER_MAPPING,
+    FakeClock,
+    closed_port,
+    sample_txn,
+    start_fault_server,
+)
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +25,10 @@ def fault_server():
 
 
 def _adapter(server, path: str, **opts) -> SoapAdapter:
-    options = SoapOptions(address=f"{server.base}/{path}", read_timeout_s=1.0,
-                          calls_per_s=1000, retry_attempts_max=opts.pop("retries", 1), **opts)
+    opts.setdefault("read_timeout_s", 1.0)
+    opts.setdefault("deadline_s", 1.5)
+    options = SoapOptions(address=f"{server.base}/{path}", calls_per_s=1000,
+                          retry_attempts_max=opts.pop("retries", 1), **opts)
     return SoapAdapter(OTHER_MAPPING, options=options, breaker=CircuitBreaker(failures_max=100))
 
 
@@ -40,8 +48,8 @@ def test_second_wsdl_works_by_mapping_alone(fault_server):
 
 @pytest.mark.parametrize(("path", "reason"), [
     ("slow", "timeout"), ("http500", "http_500"), ("http503", "http_503"),
-    ("fault", "soap_fault:Server"), ("truncated", "malformed_xml"),
-    ("wrongns", "unexpected_response"), ("extra", "unexpected_response"),
+    ("fault", "soap_fault:Server"), ("truncated", "truncated_xml"), ("short", "truncated"),
+    ("wrongns", "wrong_namespace"), ("extra", "unexpected_response"),
     ("notsoap", "unexpected_response"), ("xxe", "unsafe_xml"), ("laughs", "unsafe_xml"),
     ("huge", "response_too_large"),
 ])
@@ -52,12 +60,12 @@ def test_each_fault_is_a_canonical_outcome(fault_server, path, reason):
     assert outcome["legacy_decision"] == "error"
     assert outcome["legacy_reason"] == reason
     assert outcome["txn_id"] == "T000007"
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 1.5 + 1.0
 
 
 def test_connection_refused_is_an_outcome():
     """A port nobody listens on gives 'connection_refused', not an exception."""
-    options = SoapOptions(address="http://127.0.0.1:9/x", connect_timeout_s=0.5)
+    options = SoapOptions(address=f"http://127.0.0.1:{closed_port()}/x", connect_timeout_s=0.5)
     outcome = SoapAdapter(OTHER_MAPPING, options=options).authorize(sample_txn(1))
     assert (outcome["legacy_decision"], outcome["legacy_reason"]) == ("error", "connection_refused")
 
@@ -80,7 +88,8 @@ def test_authorize_many_keeps_input_order(fault_server):
 
 def test_breaker_opens_fails_fast_half_opens_and_recovers(fault_server):
     """After 3 failures the breaker opens (no calls made); a probe after cool-down closes it."""
-    breaker = CircuitBreaker(failures_max=3, cooldown_s=0.3)
+    clock = FakeClock()
+    breaker = CircuitBreaker(failures_max=3, cooldown_s=30.0, clock=clock)
     options = SoapOptions(address=f"{fault_server.base}/http500", calls_per_s=1000,
                           retry_attempts_max=1)
     bad = SoapAdapter(OTHER_MAPPING, options=options, breaker=breaker)
@@ -89,7 +98,9 @@ def test_breaker_opens_fails_fast_half_opens_and_recovers(fault_server):
     assert reasons == ["http_500"] * 3 + ["breaker_open"] * 3
     assert fault_server.calls["http500"] - before == 3
     assert breaker.state == "open"
-    time.sleep(0.35)
+    clock.advance(29.9)
+    assert breaker.state == "open"
+    clock.advance(0.1)
     assert breaker.state == "half_open"
     good = SoapAdapter(OTHER_MAPPING, breaker=breaker, options=SoapOptions(
         address=f"{fault_server.base}/ok", calls_per_s=1000))
@@ -129,3 +140,14 @@ def test_non_idempotent_operation_is_never_retried(fault_server, tmp_path):
     outcome = SoapAdapter(mapping, options=options).authorize(sample_txn(10))
     assert outcome["legacy_reason"] == "http_503"
     assert fault_server.calls["http503"] - before == 1
+
+
+def test_retries_stay_inside_the_deadline(fault_server):
+    """A silent core with 3 retries allowed and a 1 s deadline: one outcome 'timeout' by 2 s."""
+    before = fault_server.calls.get("slow", 0)
+    adapter = _adapter(fault_server, "slow", retries=3, deadline_s=1.0, read_timeout_s=0.4)
+    started = time.monotonic()
+    outcome = adapter.authorize(sample_txn(11))
+    assert outcome["legacy_reason"] == "timeout"
+    assert time.monotonic() - started < 1.0 + 1.0
+    assert 2 <= fault_server.calls["slow"] - before <= 3

@@ -1,9 +1,7 @@
-"""Unit tests of the transport guards: throttle, breaker, backoff, and the mapping formats."""
+"""Unit tests of the transport guards on a fake clock: throttle, breaker, deadline, retries,
+the error tally, and the mapping formats."""
 
 from __future__ import annotations
-
-import threading
-import time
 
 import pyarrow as pa
 import pytest
@@ -12,10 +10,19 @@ from cutover.adapters.columns import amount_to_minor
 from cutover.adapters.importer import split_duplicates
 from cutover.adapters.legacy import OUTCOME, RecordedLegacy, open_legacy
 from cutover.adapters.mapping import build_request, load_mapping, read_response
-from cutover.adapters.transport import BreakerOpen, CircuitBreaker, Throttle, backoff_wait_s
+from cutover.adapters.tally import ErrorTally
+from cutover.adapters.transport import (
+    BreakerOpen,
+    CallFailed,
+    CircuitBreaker,
+    Deadline,
+    Throttle,
+    backoff_wait_s,
+    call_with_retries,
+)
 from cutover.domain import MoneyError
 from cutover.errors import ConfigError
-from tests.adapters_support import OTHER_MAPPING, sample_txn
+from tests.adapters_support import OTHER_MAPPING, FakeClock, sample_txn
 
 
 def test_backoff_doubles_and_caps():
@@ -35,10 +42,14 @@ def test_breaker_opens_on_error_rate_over_window():
 
 
 def test_breaker_half_open_lets_one_probe_and_reopens_on_failure():
-    """Half-open admits one probe; a failed probe opens the breaker again."""
-    breaker = CircuitBreaker(failures_max=1, cooldown_s=0.05)
-    breaker.record(False)
-    time.sleep(0.06)
+    """Half-open (after the 5 s cool-down on a fake clock) admits one probe; its failure reopens."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(failures_max=1, cooldown_s=5.0, clock=clock)
+    breaker.record(False, "timeout: no reply")
+    clock.advance(4.99)
+    with pytest.raises(BreakerOpen, match="last failure: timeout: no reply"):
+        breaker.before_call()
+    clock.advance(0.01)
     breaker.before_call()
     with pytest.raises(BreakerOpen):
         breaker.before_call()
@@ -47,48 +58,122 @@ def test_breaker_half_open_lets_one_probe_and_reopens_on_failure():
 
 
 def test_throttle_limits_in_flight():
-    """With in_flight_max 2, no more than 2 callers are ever inside at once."""
-    throttle = Throttle(calls_per_s=1000, in_flight_max=2)
-    inside, peak, lock = [0], [0], threading.Lock()
+    """With in_flight_max 2, a third caller gets no slot before its deadline; a release frees one."""
+    throttle = Throttle(calls_per_s=1e6, in_flight_max=2)
+    throttle.acquire()
+    throttle.acquire()
+    with pytest.raises(CallFailed, match="no call slot") as failed:
+        throttle.acquire(Deadline(0.001))
+    assert failed.value.reason == "timeout"
+    throttle.release()
+    throttle.acquire(Deadline(1.0))
+    throttle.release()
+    throttle.release()
 
-    def work():
+
+def test_throttle_rate_exact_on_a_fake_clock():
+    """501 calls through a 50 calls/s throttle take exactly 10 s of (fake) time, in 500 waits."""
+    clock = FakeClock()
+    throttle = Throttle(calls_per_s=50, in_flight_max=8, clock=clock)
+    started_s = clock.monotonic()
+    for _ in range(501):
         with throttle:
-            with lock:
-                inside[0] += 1
-                peak[0] = max(peak[0], inside[0])
-            time.sleep(0.01)
-            with lock:
-                inside[0] -= 1
-
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert peak[0] == 2
+            pass
+    assert clock.monotonic() - started_s == pytest.approx(10.0, abs=1e-6)
+    assert len(clock.slept_s) == 500
 
 
-@pytest.mark.slow
-def test_throttle_rate_within_5_percent_over_10_s():
-    """8 threads hammering a 50 calls/s throttle for 10 s get 500 calls +-5%."""
-    throttle = Throttle(calls_per_s=50, in_flight_max=8)
-    stop_at = time.monotonic() + 10.0
-    count, lock = [0], threading.Lock()
+def test_throttle_refuses_a_wait_past_the_deadline_and_gives_the_token_back():
+    """At 1 call/s a second call with 0.5 s left fails 'timeout'; 1 s later a call needs no wait."""
+    clock = FakeClock()
+    throttle = Throttle(calls_per_s=1, in_flight_max=4, clock=clock)
+    throttle.acquire(Deadline(0.5, clock))
+    throttle.release()
+    with pytest.raises(CallFailed, match="past the deadline"):
+        throttle.acquire(Deadline(0.5, clock))
+    clock.advance(1.0)
+    throttle.acquire(Deadline(0.5, clock))
+    assert clock.slept_s == []
 
-    def hammer():
-        while True:
-            with throttle:
-                if time.monotonic() >= stop_at:
-                    return
-                with lock:
-                    count[0] += 1
 
-    threads = [threading.Thread(target=hammer) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert abs(count[0] - 500) <= 25, count[0]
+def test_throttle_refuses_nan_and_zero_rates():
+    """calls_per_s NaN or 0 would switch the throttle off: both are refused."""
+    for rate in (float("nan"), 0.0, float("inf")):
+        with pytest.raises(ValueError, match="finite"):
+            Throttle(calls_per_s=rate, in_flight_max=1)
+
+
+def test_deadline_counts_down_on_its_clock_and_refuses_bad_budgets():
+    """A 2 s deadline has 0.5 s left after 1.5 s, none (never negative) after 3 s; NaN refused."""
+    clock = FakeClock()
+    deadline = Deadline(2.0, clock)
+    clock.advance(1.5)
+    assert deadline.remaining_s() == pytest.approx(0.5) and deadline.cap(5.0) == pytest.approx(0.5)
+    clock.advance(1.5)
+    assert deadline.remaining_s() == 0.0 and deadline.expired()
+    for budget in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            Deadline(budget, clock)
+
+
+def test_retries_stop_when_the_backoff_would_pass_the_deadline():
+    """Attempts of 0.3 s with a 1 s deadline: 3 attempts (backoffs 0.05, 0.1), then the failure."""
+    clock = FakeClock()
+    deadline = Deadline(1.0, clock)
+    tries = []
+
+    def attempt():
+        tries.append(clock.monotonic())
+        clock.advance(0.3)
+        raise CallFailed("timeout", f"try {len(tries)}")
+
+    with pytest.raises(CallFailed, match="try 3"):
+        call_with_retries(attempt, deadline, attempts_max=10, retryable={"timeout"}, clock=clock)
+    assert len(tries) == 3 and clock.slept_s == [0.05, 0.1]
+
+
+def test_retries_report_the_cause_when_the_breaker_opens_between_attempts():
+    """Refused, then the breaker opens: the caller sees connection_refused, not breaker_open."""
+    clock = FakeClock()
+    results = [CallFailed("connection_refused", "nobody there"), BreakerOpen("open")]
+
+    def attempt():
+        raise results.pop(0)
+
+    with pytest.raises(CallFailed) as failed:
+        call_with_retries(attempt, Deadline(5.0, clock), attempts_max=3,
+                          retryable={"connection_refused"}, clock=clock)
+    assert failed.value.reason == "connection_refused" and results == []
+
+
+def test_non_retryable_and_single_attempt_fail_at_once():
+    """A fault is not retried; attempts_max 1 (not idempotent) is never retried."""
+    clock = FakeClock()
+    calls = []
+
+    def attempt(reason):
+        calls.append(reason)
+        raise CallFailed(reason)
+
+    for reason, attempts in (("soap_fault:Server", 3), ("timeout", 1)):
+        with pytest.raises(CallFailed):
+            call_with_retries(lambda r=reason: attempt(r), Deadline(5.0, clock),
+                              attempts_max=attempts, retryable={"timeout"}, clock=clock)
+    assert calls == ["soap_fault:Server", "timeout"] and clock.slept_s == []
+
+
+def test_error_tally_stops_once_the_limit_is_certainly_crossed():
+    """10 planned at 0.2: 2 errors allowed, the 3rd crosses; unknown_code is not a failed call."""
+    tally = ErrorTally(10, 0.2)
+    ok = {"legacy_decision": "approve", "legacy_reason": "approved"}
+    unknown = {"legacy_decision": "error", "legacy_reason": "unknown_code"}
+    timeout = {"legacy_decision": "error", "legacy_reason": "timeout", "detail": "timeout: first"}
+    crossed = [tally.add(o) for o in (ok, unknown, timeout, timeout | {"detail": "x"}, timeout)]
+    assert crossed == [False, False, False, False, True]
+    assert tally.lines() == ["3 x timeout: timeout: first"]
+    assert not any(ErrorTally(3, 1.0).add(timeout) for _ in range(3))
+    with pytest.raises(ValueError):
+        ErrorTally(3, float("nan"))
 
 
 def test_mapping_formats_decimal_major_and_datetime():
@@ -145,3 +230,15 @@ def test_open_legacy_refuses_unknown_mode_and_missing_cassette():
         open_legacy("psychic")
     with pytest.raises(ConfigError, match="--cassette"):
         open_legacy("cassette", mapping=OTHER_MAPPING)
+
+
+def test_replay_passes_deadline_and_size_cap_to_the_adapter():
+    """--legacy-opt deadline_s=2.5 response_bytes_max=4096 arrive typed; SoapOptions refuses NaN."""
+    from cutover.adapters.soap import SoapOptions
+    from cutover.replay.legacy_side import coerce_legacy_options
+
+    opts = coerce_legacy_options({"deadline_s": "2.5", "response_bytes_max": "4096"})
+    assert opts == {"deadline_s": 2.5, "response_bytes_max": 4096}
+    assert SoapOptions(**opts).deadline_s == 2.5
+    with pytest.raises(ConfigError, match="deadline_s=nan"):
+        SoapOptions(deadline_s=float("nan"))
