@@ -154,12 +154,17 @@ ROLLOVER_DAYS_MAX: Final = 3
 
 
 def _may_have_moved(plain: pa.Array, fmt: str) -> np.ndarray:
-    moved = _np(pc.less_equal(pc.day(plain), ROLLOVER_DAYS_MAX), False)
+    """Rows on the first days of a month (or at midnight, when seconds are parsed): the only
+    places a moved value can land. Integer arithmetic on epoch seconds, no per-row work."""
+    valid = _np(pc.is_valid(plain), False)
+    seconds = np.asarray(pc.cast(plain, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False),
+                         dtype=np.int64)
+    days = (seconds // 86_400).astype("datetime64[D]")
+    day_of_month = (days - days.astype("datetime64[M]")).astype(np.int64) + 1
+    moved = day_of_month <= ROLLOVER_DAYS_MAX
     if "%S" in fmt:
-        seconds = pc.add(pc.multiply(pc.hour(plain), 3600),
-                         pc.add(pc.multiply(pc.minute(plain), 60), pc.second(plain)))
-        moved |= _np(pc.equal(seconds, 0), False)
-    return moved
+        moved |= seconds % 86_400 == 0
+    return moved & valid
 
 
 def rolled_over(text: pa.Array, parsed: pa.Array, fmt: str) -> np.ndarray:
