@@ -323,9 +323,17 @@ def _error_outcome(reason: str) -> dict[str, Any]:
             "legacy_route": None, "legacy_fee_minor": 0}
 
 
-def _interaction_row(mapping: Any, codes: Any, request: dict, response: dict) -> dict[str, Any]:
-    """One interaction -> one TRAFFIC row dict; ``ValueError`` (and kin) name what is wrong."""
+def _interaction_row(mapping: Any, codes: Any, request: dict, response: dict,
+                     key: bytes | None = None) -> dict[str, Any]:
+    """One interaction -> one TRAFFIC row dict; ``ValueError`` (and kin) name what is wrong.
+
+    With ``key``, a card number in clear in the card element is tokenised; anywhere else (or
+    without a key) the interaction is refused, masked.
+    """
     leaves = _leaves(request["body"])
+    card = next((f.path[-1] for f in mapping.request if f.canonical == "card_token"), None)
+    if key is not None and card in leaves:
+        leaves[card] = tokenize_text(leaves[card], key)
     refuse_clear_pans(leaves, "request")
     row = _request_row(mapping, leaves)
     row |= _outcome(mapping, codes, response, row.get("currency", ""))
@@ -333,7 +341,8 @@ def _interaction_row(mapping: Any, codes: Any, request: dict, response: dict) ->
                   "card_country": row.get("card_country", CARD_COUNTRY_UNKNOWN)}
 
 
-def import_cassette(path: Path, store: Path, mapping_path: Path | None) -> Any:
+def import_cassette(path: Path, store: Path, mapping_path: Path | None,
+                    key: bytes | None = None) -> Any:
     """Import a recorded cassette's SOAP exchanges as TRAFFIC rows (outcome as recorded).
 
     One interaction at a time: a cassette is small by nature (playback is the slow path).
@@ -350,7 +359,7 @@ def import_cassette(path: Path, store: Path, mapping_path: Path | None) -> Any:
         try:
             if element_text(request.get("body"), txn_element) is None:
                 raise ValueError(f"no transaction id: the request has no {txn_element} element")
-            rows.append(_interaction_row(mapping, codes, request, response))
+            rows.append(_interaction_row(mapping, codes, request, response, key))
         except (ValueError, KeyError, TypeError, ArithmeticError, AdapterError) as exc:
             bad.append({"file": str(path), "line": number, "field": "interaction",
                         "reason": mask_pans(str(exc)), "record": None})

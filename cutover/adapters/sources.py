@@ -43,7 +43,7 @@ def import_source(path: Path, store: Path, *, fmt: str = "auto", layout: str | N
         return import_file(path, store, fmt, columns, load_codes(columns.code_table), key)
     if fmt == "layout":
         return import_layout(path, store, layout or "legacy_authlog", load_codes(None),
-                             chunk_rows)
+                             chunk_rows, key=key)
     if fmt == "cassette":
-        return import_cassette(path, store, soap_mapping)
+        return import_cassette(path, store, soap_mapping, key=key)
     raise ConfigError(f"--format {fmt!r}: expected auto, cassette, layout, csv or jsonl")

@@ -199,7 +199,12 @@ def import_(
 
 def _columns_and_key(mapping: Path | None, kind: str) -> tuple[Any, bytes | None]:
     if kind not in ("csv", "jsonl") or mapping is None:
-        return None, None
+        # A batch file's or cassette's card field is tokenised when a key is set; without
+        # one a card number found there quarantines its record (never stored in clear).
+        import os
+
+        from cutover.adapters.tokenize import TOKEN_KEY_ENV
+        return None, (_token_key() if os.environ.get(TOKEN_KEY_ENV) else None)
     from cutover.adapters.columns import load_columns
     columns = load_columns(mapping)
     key = _token_key() if "pan" in columns.columns.values() else None
