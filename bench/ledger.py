@@ -28,7 +28,9 @@ from tests.ledger_support import make_diffs, write_run  # noqa: E402
 ROWS_DEFAULT: Final = 200_000
 PARTS_DEFAULT: Final = 8
 RUNS_DEFAULT: Final = 3
-TARGET_SQLITE_POSTINGS_PER_S: Final = 200_000
+TARGET_SQLITE_POSTINGS_PER_S: Final = 400_000
+TARGET_POSTGRES_POSTINGS_PER_S: Final = 300_000
+TARGETS: Final = {"sqlite": TARGET_SQLITE_POSTINGS_PER_S, "postgresql": TARGET_POSTGRES_POSTINGS_PER_S}
 
 
 def _one_run(run_dir: Path, url: str) -> tuple[int, float]:
@@ -87,21 +89,29 @@ def main() -> None:
                                                 for p in range(args.parts)])
         result: dict[str, object] = {"rows": per_part * args.parts, "parts": args.parts,
                                      "runs": args.runs, "cores": os.cpu_count(),
+                                     "load_avg_1m": round(os.getloadavg()[0], 2),
                                      "sqlite": bench_sqlite(run_dir, args.runs),
-                                     "target_sqlite_postings_per_s": TARGET_SQLITE_POSTINGS_PER_S}
+                                     "target_sqlite_postings_per_s": TARGET_SQLITE_POSTINGS_PER_S,
+                                     "target_postgresql_postings_per_s":
+                                         TARGET_POSTGRES_POSTINGS_PER_S}
         if args.pg_url:
             result["postgresql"] = bench_postgres(run_dir, args.runs, args.pg_url)
     if args.json:
         print(json.dumps(result))
         return
     print(f"shadow ledger apply: {result['rows']:,} diff rows in {args.parts} parts,"
-          f" median of {args.runs} runs, {result['cores']} cores")
+          f" median of {args.runs} runs, {result['cores']} cores,"
+          f" load average {result['load_avg_1m']} at the start")
     for name in ("sqlite", "postgresql"):
         if name in result:
             r = result[name]
             assert isinstance(r, dict)
-            print(f"  {name:<11} {r['postings']:>10,} postings  {r['postings_per_s_median']:>9,}"
-                  f" postings/s  runs {r['postings_per_s_runs']}")
+            rate = int(r["postings_per_s_median"])
+            gap = max(TARGETS[name] - rate, 0)
+            verdict = "met" if not gap else f"MISSED by {gap:,}"
+            print(f"  {name:<11} {r['postings']:>10,} postings  {rate:>9,}"
+                  f" postings/s  runs {r['postings_per_s_runs']}"
+                  f"  target {TARGETS[name]:,}: {verdict}")
 
 
 if __name__ == "__main__":

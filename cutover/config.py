@@ -211,10 +211,14 @@ def _load_all_models() -> None:
 
 #: Modules that register configuration models; a new one is added here.
 CONFIG_MODULES: Final[tuple[str, ...]] = (
+    "cutover.adapters.iso8583",
     "cutover.shadow.diff_rules",
     "cutover.stack.rules",
     "cutover.stack.settings",
     "cutover.sim.legacy_config",
+    "cutover.adapters.mapping",
+    "cutover.adapters.columns",
+    "cutover.adapters.valuemaps",
     "cutover.values",
 )
 

@@ -10,11 +10,13 @@
     │   ├── ControlTotalMismatch      a batch file's control totals disagree with its records
     │   ├── ReconcileBreaks           the ledger mirror disagrees with the legacy books
     │   ├── ChainBroken               the ledger's audit hash chain does not verify
-    │   └── GateFailed                a gate policy check failed
+    │   ├── GateFailed                a gate policy check failed
+    │   └── ErrorRateExceeded         more calls or rows failed than --max-error-rate allows
     ├── AdapterError                  the outside world misbehaved (exit 3)
     │   ├── LegacyUnavailable         the legacy core cannot be reached (refused, timeout, breaker open)
     │   ├── LegacyFault               the legacy core answered with a fault or unreadable XML
     │   ├── UnsafeXML                 XML with a DTD, entity or external reference was refused
+    │   ├── NothingUseful             every call failed: the command did nothing useful
     │   └── BadRecord                 one record cannot be read; it is quarantined, not dropped
     ├── LedgerError                   the ledger refused a write (exit 4)
     │   └── Unbalanced                an entry whose postings do not sum to zero per currency
@@ -79,6 +81,10 @@ class AdapterError(CutoverError):
     """The outside world misbehaved."""
 
 
+class ErrorRateExceeded(CheckFailed):
+    """More calls or rows failed than the error-rate limit allows; the message says why."""
+
+
 class LegacyUnavailable(AdapterError):
     """The legacy core cannot be reached: refused, timed out, or the breaker is open."""
 
@@ -89,6 +95,10 @@ class LegacyFault(AdapterError):
 
 class UnsafeXML(AdapterError):
     """XML with a DTD, entity declaration or external reference was refused."""
+
+
+class NothingUseful(AdapterError):
+    """Every call to the outside failed; the message gives the first error of each kind."""
 
 
 class BadRecord(AdapterError):

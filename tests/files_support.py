@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from pathlib import Path
 
@@ -65,3 +66,65 @@ def traffic_table(rows: int, seed: int = 7, days: int = 2) -> pa.Table:
         "is_fraud": [None] * rows, "chargeback": [None] * rows, "label_ts": [None] * rows,
         "gateway_ok": [None] * rows,
     }, schema=TRAFFIC)
+
+
+DATA_DIR = REPO / "tests" / "data"
+
+
+@functools.cache
+def _nacha_layout():
+    from cutover.adapters.files import load_layout
+
+    return load_layout("nacha")
+
+
+def nacha_line(record_type: str, **values: object) -> str:
+    """One 94-character NACHA line of ``record_type``: blanks and zeros unless given."""
+    from cutover.adapters.files.writer import encode_lines
+
+    layout = _nacha_layout()
+    defaults: dict[str, object] = {}
+    for spec in layout.record(record_type).data_fields:
+        if spec.type in ("integer", "amount"):
+            defaults[spec.name] = 0
+        elif spec.type == "date":
+            defaults[spec.name] = dt.date(2026, 10, 1)
+        elif spec.type == "time":
+            defaults[spec.name] = dt.time(12, 0)
+        else:
+            defaults[spec.name] = ""
+    line = encode_lines(layout, record_type, {**defaults, **values})[0].as_py()
+    return line.rstrip("\n")
+
+
+def nacha_file(path: Path, lines: list[str]) -> Path:
+    """Write ``lines`` as a NACHA file (LF endings) and return its path."""
+    path.write_text("".join(line + "\n" for line in lines), encoding="ascii")
+    return path
+
+
+def small_ppd_lines(entries: int = 2, sec: str = "PPD") -> list[str]:
+    """A valid one-batch NACHA file: header, ``entries`` debits of 1.00, controls, filler."""
+    routing = 23138010  # check digit 4
+    lines = [nacha_line("file_header", priority_code="01", immediate_destination=" 231380104",
+                        immediate_origin="0121042882", file_id_modifier="A"),
+             nacha_line("batch_header", service_class_code=225, company_name="Name on Account",
+                        company_identification="121042882", standard_entry_class_code=sec,
+                        company_entry_description="REG.SALARY", effective_entry_date="261001",
+                        originator_status_code="1", odfi_identification="12104288",
+                        batch_number=1)]
+    for i in range(entries):
+        lines.append(nacha_line("entry", transaction_code=27, rdfi_routing=routing,
+                                check_digit="4", dfi_account_number="12345678", amount=100,
+                                individual_name="Receiver", addenda_record_indicator=0,
+                                trace_number=f"{121042880000001 + i}"))
+    lines.append(nacha_line("batch_control", service_class_code=225,
+                            entry_addenda_count=entries, entry_hash=routing * entries,
+                            total_debit_amount=100 * entries, total_credit_amount=0,
+                            company_identification="121042882", odfi_identification="12104288",
+                            batch_number=1))
+    lines.append(nacha_line("file_control", batch_count=1, block_count=1,
+                            entry_addenda_count=entries, entry_hash=routing * entries,
+                            total_debit_amount=100 * entries, total_credit_amount=0))
+    lines += ["9" * 94] * (-len(lines) % 10)
+    return lines

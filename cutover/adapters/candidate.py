@@ -54,7 +54,14 @@ class CandidateStack(Protocol):
 
 
 def load_candidate(spec: str, options: dict[str, str] | None = None) -> CandidateStack:
-    """Import ``module:attr``; call it with ``**options`` when it is a factory, not a stack."""
+    """Import ``module:attr``; call it with ``**options`` when it is a factory, not a stack.
+
+    An ``http://HOST:PORT`` spec is a service of the ``cutover serve`` contract, reached
+    through ``HttpCandidate`` with ``options`` as its client settings.
+    """
+    from cutover.adapters.http_candidate import HttpCandidate, is_http_spec
+    if is_http_spec(spec):
+        return HttpCandidate(spec, options)
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(f"--candidate {spec!r}: expected module:attr, e.g. {DEFAULT_CANDIDATE}")

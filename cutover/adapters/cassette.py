@@ -257,27 +257,27 @@ def _leaves(body: Any) -> dict[str, str]:
             for el in root.iter() if isinstance(el.tag, str) and len(el) == 0}
 
 
-def _request_row(mapping: Any, leaves: dict[str, str]) -> dict[str, Any]:
-    from datetime import UTC, datetime
+def _operation_element(body: Any) -> Any:
+    """The first element inside the SOAP Body (the operation or reply), parsed safely."""
+    from cutover.xmlsafe import parse_xml
 
-    from cutover.domain import to_minor
-    row: dict[str, Any] = {}
-    for fmap in mapping.request:
-        text = leaves.get(fmap.path[-1])
-        if text is None:
-            raise ValueError(f"request element {fmap.path[-1]} missing")
-        if fmap.fmt == "int_minor":
-            row[fmap.canonical] = int(text)
-        elif fmap.fmt == "decimal_major":
-            row[fmap.canonical] = to_minor(text, leaves.get(_currency_element(mapping), ""))
-        elif fmap.fmt == "datetime":
-            try:
-                row[fmap.canonical] = datetime.strptime(text, fmap.pattern).replace(tzinfo=UTC)
-            except ValueError as exc:
-                raise ValueError(f"request element {fmap.path[-1]} {text[:40]!r}: {exc}"
-                                 f" (expected {fmap.pattern})") from exc
-        else:
-            row[fmap.canonical] = text
+    data = body.encode() if isinstance(body, str) else body
+    root = parse_xml(data or b"")
+    soap_body = next((el for el in root if isinstance(el.tag, str)
+                      and el.tag.endswith("}Body")), None)
+    children = [el for el in soap_body if isinstance(el.tag, str)] if soap_body is not None \
+        else []
+    if not children:
+        raise ValueError("the SOAP Body is empty")
+    return children[0]
+
+
+def _request_row(mapping: Any, body: Any) -> dict[str, Any]:
+    from cutover.adapters.mapping import read_request, xml_to_nested
+
+    row = read_request(mapping, xml_to_nested(_operation_element(body)))
+    if find_pans(str(row.get("card_token", ""))):
+        raise ValueError("card number in clear in the cassette")
     return row
 
 
@@ -290,12 +290,8 @@ def refuse_clear_pans(leaves: dict[str, str], side: str) -> None:
                              f" {mask_pans(text)}")
 
 
-def _currency_element(mapping: Any) -> str:
-    return next((f.path[-1] for f in mapping.request if f.canonical == "currency"), "")
-
-
 def _outcome(mapping: Any, codes: Any, response: dict, currency: str) -> dict[str, Any]:
-    from cutover.adapters.mapping import read_response
+    from cutover.adapters.mapping import read_response, xml_to_nested
     from cutover.adapters.soap import vet_reply
     from cutover.adapters.transport import CallFailed
 
@@ -303,14 +299,14 @@ def _outcome(mapping: Any, codes: Any, response: dict, currency: str) -> dict[st
     body = body.encode() if isinstance(body, str) else body
     try:
         vet_reply(body, int(response["status"]["code"]), mapping.namespace)
-        leaves = _leaves(body)
-        if "faultcode" in leaves:
-            code = leaves["faultcode"].rsplit(":", 1)[-1]
+        element = _operation_element(body)
+        if element.tag.endswith("}Fault"):
+            code = str(xml_to_nested(element).get("faultcode", "")).rsplit(":", 1)[-1]
             return _error_outcome(f"soap_fault:{code}")
     except CallFailed as exc:
         return _error_outcome(exc.reason)
-    refuse_clear_pans(leaves, "response")
-    raw = read_response(mapping, leaves, currency)
+    refuse_clear_pans(_leaves(body), "response")
+    raw = read_response(mapping, xml_to_nested(element), currency)
     code = raw.get("response_code") or ""
     decision, reason = codes.lookup(code)
     return {"legacy_decision": decision, "legacy_code": code, "legacy_reason": reason,
@@ -330,12 +326,15 @@ def _interaction_row(mapping: Any, codes: Any, request: dict, response: dict,
     With ``key``, a card number in clear in the card element is tokenised; anywhere else (or
     without a key) the interaction is refused, masked.
     """
-    leaves = _leaves(request["body"])
+    body = request["body"]
+    leaves = _leaves(body)
     card = next((f.path[-1] for f in mapping.request if f.canonical == "card_token"), None)
-    if key is not None and card in leaves:
-        leaves[card] = tokenize_text(leaves[card], key)
-    refuse_clear_pans(leaves, "request")
-    row = _request_row(mapping, leaves)
+    refuse_clear_pans({k: v for k, v in leaves.items() if key is None or k != card}, "request")
+    if key is not None:
+        # Only the card element can still hold a card number here: tokenise it in place.
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+        body = tokenize_text(text, key)
+    row = _request_row(mapping, body)
     row |= _outcome(mapping, codes, response, row.get("currency", ""))
     return row | {"legacy_latency_ms": 0,
                   "card_country": row.get("card_country", CARD_COUNTRY_UNKNOWN)}

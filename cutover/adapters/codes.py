@@ -1,6 +1,8 @@
 """The table that turns a legacy core's raw response codes into canonical outcomes.
 
-Legacy cores answer with two-character ISO 8583 style codes ("00", "51", ...). What each code
+Legacy cores answer with codes of their own length and alphabet: two-character ISO 8583 style
+codes ("00", "51"), three-digit ones ("051"), letters, or several response elements joined
+("D-051", see ``[response_code]`` in docs/mapping.md). What each code
 means (approve, decline, review, error), the canonical reason and whether a retry can help are
 data in ``cutover/fixtures/codes/legacy_codes.toml``, not code, so a team can adapt it to its core.
 A code that is not in the table is never guessed: it becomes decision "error", reason
@@ -25,8 +27,8 @@ from cutover.paths import fixtures_dir
 #: The default table, relative to the fixtures directory.
 CODES_RELPATH: Final = Path("codes") / "legacy_codes.toml"
 RETRY_CLASSES: Final = ("none", "soft", "hard")
-#: Legacy response codes are exactly this long.
-CODE_CHARS: Final = 2
+#: A response code is 1 to this many characters, of any alphabet.
+CODE_CHARS_MAX: Final = 32
 UNKNOWN_DECISION: Final = "error"
 UNKNOWN_REASON: Final = "unknown_code"
 UNKNOWN_RETRY: Final = "none"
@@ -47,8 +49,9 @@ UNKNOWN: Final = CodeInfo(UNKNOWN_DECISION, UNKNOWN_REASON, UNKNOWN_RETRY)
 def _entry(path: Path, code: str, raw: object) -> CodeInfo:
     """Validate one ``[codes."XX"]`` table; ConfigError names the file and the code."""
     where = f"{path}: [codes.{code!r}]"
-    if len(code) != CODE_CHARS:
-        raise ConfigError(f"{where}: a legacy code has exactly {CODE_CHARS} characters")
+    if not 0 < len(code) <= CODE_CHARS_MAX or not code.isprintable():
+        raise ConfigError(f"{where}: a response code has 1 to {CODE_CHARS_MAX} printable"
+                          " characters")
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a table with decision, reason, retry")
     values = {}

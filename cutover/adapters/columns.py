@@ -1,31 +1,50 @@
 """Column mappings for foreign CSV / JSON-lines exports, and their vectorised conversion.
 
-Another team's export names its columns its own way, writes amounts in major units and times
-in its own format. A small TOML file says how to read it, so importing a new export is a file,
-not code. The conversion is pure and vectorised over Arrow: it returns the TRAFFIC rows it
-could map and, per row it could not, a quarantine reason naming the field.
+Another team's export names its columns its own way, writes amounts in major units, times as
+text, epoch numbers or offsets from a start, codes in its own vocabulary, and may have no
+transaction id at all. A small TOML file says how to read it, so importing a new export is a
+file, not code (docs/mapping.md has every key). The conversion is pure and vectorised over
+Arrow: it returns the TRAFFIC rows it could map and, per row it could not, a quarantine reason
+naming the field and the allowed values or expected format.
 
-Example::
+Example (cutover/fixtures/mappings/paysim_export.toml reads the public PaySim sample)::
 
     amount_scale = "major"            # or "minor"
-    time_format = "%Y-%m-%d %H:%M:%S" # strptime format of the time column, read as UTC
-    [columns]                         # source column -> canonical field ("pan" is tokenised)
-    "Ref" = "txn_id"
+    [columns]                         # source column -> canonical field, or several
+    "nameOrig" = ["customer_id", "card_token"]
+    "type" = "mcc"
+    [maps]                            # source column -> value map (inline, shipped or a file)
+    type = { PAYMENT = "5999", TRANSFER = "4829" }
+    [txn_id]                          # the export has no id: one per row, the same every run
+    generate = "hash"
+    columns = ["step", "nameOrig", "nameDest", "amount"]
+    [time]                            # iso, epoch_s, epoch_ms, offset, or a strptime format
+    column = "step"
+    format = "offset"
+    unit = "hours"
+    origin = "2026-09-01T00:00:00Z"
+    [labels]                          # label times: given (a column), derived, or absent
+    time = "absent"
     [defaults]                        # canonical field -> value for every row
-    channel = "ecom"
+    currency = "USD"
 """
 
 from __future__ import annotations
 
-import tomllib
+import hashlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field
 
+from cutover.adapters.mapping import CodeSpec
+from cutover.adapters.valuemaps import ValueMap, resolve_map
+from cutover.config import StrictModel, config_model, load
 from cutover.domain import CURRENCY_EXPONENTS, TRAFFIC
 from cutover.errors import ConfigError
 
@@ -33,46 +52,189 @@ OUTCOME_DEFAULTS: Final = {"legacy_fee_minor": 0, "legacy_latency_ms": 0}
 #: Canonical fields that may come from a column but are not TRAFFIC columns themselves.
 EXTRA_FIELDS: Final = ("pan", "legacy_code")
 DERIVED: Final = ("card_token", "card_bin", "legacy_decision", "legacy_reason")
+TIME_FORMATS: Final = ("iso", "epoch_s", "epoch_ms", "offset")
+OFFSET_UNITS_US: Final = {"seconds": 1_000_000, "minutes": 60_000_000, "hours": 3_600_000_000,
+                          "days": 86_400_000_000}
+#: Characters of the hash in a generated txn_id (64 bits: no collision in any real export).
+TXN_HASH_CHARS: Final = 16
+
+
+class TxnIdSpec(StrictModel):
+    """A txn_id made for each row of an export that has none, the same on every import."""
+
+    generate: Literal["hash", "line"] = Field(
+        description="hash: of the listed columns (and the repeat count of identical rows);"
+                    " line: the source file's stem and line number")
+    columns: list[str] = Field(default_factory=list, description="columns hashed (hash)")
+    prefix: str = Field("", description="text in front of every id")
+
+
+class TimeSpec(StrictModel):
+    """How the transaction time is written."""
+
+    column: str | None = Field(None, description="source column (default: the one mapped to ts)")
+    format: str = Field("iso", description="iso, epoch_s, epoch_ms, offset, or a strptime"
+                        " format read as UTC")
+    unit: Literal["seconds", "minutes", "hours", "days"] | None = Field(
+        None, description="unit of an offset")
+    origin: datetime | None = Field(None, description="the time offset 0 stands for (UTC)")
+
+
+class LabelSpec(StrictModel):
+    """When each fraud label became known (label_ts): features may use a label only after."""
+
+    time: Literal["given", "derived", "absent"] = Field(
+        description="given: a column mapped to label_ts; derived: ts + delay_hours; absent:"
+                    " no label times (stated in the model card; training warns)")
+    delay_hours: float | None = Field(None, ge=0, description="label delay (derived)")
+
+
+@config_model("column-mapping", "cutover/fixtures/mappings/*_export.toml (CSV / JSON lines)")
+class ColumnMapFile(StrictModel):
+    """A column mapping for a foreign export; see docs/mapping.md."""
+
+    amount_scale: Literal["major", "minor"] = "minor"
+    time_format: str = Field("iso", description="shorthand for [time] format")
+    code_table: str | None = Field(None, description="code table TOML, relative to this file")
+    codes: dict[str, CodeSpec] = Field(default_factory=dict, description="inline code table")
+    columns: dict[str, str | list[str]] = Field(
+        description="source column -> canonical field, or a list of them")
+    defaults: dict[str, str | int | bool] = Field(default_factory=dict)
+    maps: dict[str, str | dict[str, str]] = Field(
+        default_factory=dict, description="source column -> value map (foreign -> canonical)")
+    txn_id: TxnIdSpec | None = None
+    time: TimeSpec | None = None
+    labels: LabelSpec | None = None
 
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """One column-mapping file."""
+    """One column-mapping file, checked."""
 
     source: Path
-    columns: dict[str, str]
+    columns: dict[str, str | list[str]]
     amount_scale: str = "minor"
     time_format: str = "iso"
     defaults: dict[str, Any] = field(default_factory=dict)
     code_table: Path | None = None
+    maps: dict[str, ValueMap] = field(default_factory=dict)
+    txn_id: TxnIdSpec | None = None
+    time: TimeSpec | None = None
+    labels: LabelSpec | None = None
+    codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def targets(self) -> list[tuple[str, str]]:
+        """(source column, canonical field) for every mapped pair."""
+        return [(c, t) for c, v in self.columns.items() for t in ([v] if isinstance(v, str)
+                                                                  else v)]
+
+    def canonical_fields(self) -> set[str]:
+        return {t for _, t in self.targets()}
+
+
+def _check_columns(cmap: ColumnMap, path: Path) -> None:
+    known = set(TRAFFIC.names) | set(EXTRA_FIELDS)
+    for column, canonical in cmap.targets():
+        if canonical not in known:
+            raise ConfigError(f"column mapping {path}: columns.{column} -> unknown field "
+                              f"{canonical!r}; allowed: {', '.join(sorted(known))}")
+    for column in cmap.maps:
+        if column not in cmap.columns:
+            raise ConfigError(f"column mapping {path}: maps.{column}: no such column in"
+                              f" [columns] ({', '.join(cmap.columns)})")
+    time = cmap.time
+    if time is not None and time.format == "offset" and (time.unit is None or
+                                                         time.origin is None):
+        raise ConfigError(f"column mapping {path}: time.format = 'offset' needs time.unit"
+                          f" ({', '.join(OFFSET_UNITS_US)}) and time.origin (an ISO time)")
+    labels = cmap.labels
+    if labels is not None and labels.time == "derived" and labels.delay_hours is None:
+        raise ConfigError(f"column mapping {path}: labels.time = 'derived' needs"
+                          " labels.delay_hours")
+    if labels is not None and labels.time == "given" and "label_ts" not in \
+            cmap.canonical_fields():
+        raise ConfigError(f"column mapping {path}: labels.time = 'given' needs a column"
+                          " mapped to label_ts")
 
 
 def load_columns(path: Path | str) -> ColumnMap:
-    """Read and check a column mapping; ``ConfigError`` names the file and the field."""
+    """Read and check a column mapping; ``ConfigError`` names the file, the key and what is
+    allowed."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"column mapping {path}: cannot read: {exc}") from exc
-    columns = doc.get("columns")
-    if not isinstance(columns, dict) or not columns:
-        raise ConfigError(f"column mapping {path}: needs a [columns] table")
-    known = set(TRAFFIC.names) | set(EXTRA_FIELDS)
-    for column, canonical in columns.items():
-        if canonical not in known:
-            raise ConfigError(f"column mapping {path}: column {column!r} -> unknown field"
-                              f" {canonical!r}")
-    scale = doc.get("amount_scale", "minor")
-    if scale not in ("major", "minor"):
-        raise ConfigError(f"column mapping {path}: amount_scale must be 'major' or 'minor'")
-    cmap = ColumnMap(path, columns, scale, doc.get("time_format", "iso"),
-                     doc.get("defaults", {}),
-                     (path.parent / doc["code_table"]).resolve() if "code_table" in doc else None)
-    have = set(columns.values()) | set(cmap.defaults) | set(OUTCOME_DEFAULTS) | set(DERIVED)
+    doc = load(ColumnMapFile, path)
+    maps = {column: resolve_map(column, spec, path.parent, f"{path} maps.{column}")
+            for column, spec in doc.maps.items()}
+    time = doc.time or (TimeSpec(format=doc.time_format) if doc.time_format != "iso" else None)
+    cmap = ColumnMap(path, doc.columns, doc.amount_scale, doc.time_format, doc.defaults,
+                     (path.parent / doc.code_table).resolve() if doc.code_table else None,
+                     maps, doc.txn_id, time, doc.labels,
+                     {c: s.model_dump() for c, s in doc.codes.items()})
+    _check_columns(cmap, path)
+    have = cmap.canonical_fields() | set(cmap.defaults) | set(OUTCOME_DEFAULTS) | set(DERIVED)
+    if cmap.txn_id is not None:
+        have.add("txn_id")
+    if cmap.time is not None and cmap.time.column:
+        have.add("ts")
     required = [f.name for f in TRAFFIC if not f.nullable and f.name not in have]
     if required:
         raise ConfigError(f"column mapping {path}: no column or default for {required}")
     return cmap
+
+
+def generated_txn_ids(table: pa.Table, spec: TxnIdSpec, lines: np.ndarray, source: Path
+                      ) -> pa.Array:
+    """Deterministic txn_ids: the same export gives the same ids on every import.
+
+    ``hash``: sha256 of the listed columns' text, plus the how-many-th repeat of an identical
+    row, so two identical rows get two ids. ``line``: the file's stem and the line number.
+    """
+    if spec.generate == "line":
+        return pa.array([f"{spec.prefix}{source.stem}-{int(n)}" for n in lines], pa.string())
+    missing = [c for c in spec.columns if c not in table.column_names]
+    if missing or not spec.columns:
+        raise ConfigError(f"txn_id.columns {spec.columns}: the source has no column(s)"
+                          f" {missing or '(none listed)'}")
+    parts = [pc.fill_null(table[c].combine_chunks().cast(pa.string()), "") for c in spec.columns]
+    joined = pc.binary_join_element_wise(*parts, "\x1f").to_pylist()
+    seen: dict[str, int] = {}
+    out = []
+    # One sha256 per row is inherent: Arrow has no stable vectorised hash of text.
+    for text in joined:
+        repeat = seen.get(text, 0)
+        seen[text] = repeat + 1
+        digest = hashlib.sha256(f"{text}\x1e{repeat}".encode()).hexdigest()[:TXN_HASH_CHARS]
+        out.append(spec.prefix + digest)
+    return pa.array(out, pa.string())
+
+
+def parse_time_column(text: pa.Array, spec: TimeSpec | None) -> pa.Array:
+    """UTC microsecond timestamps from text in the spec's format; null where it does not fit."""
+    fmt = spec.format if spec is not None else "iso"
+    if fmt in ("epoch_s", "epoch_ms", "offset"):
+        ok = pc.fill_null(pc.match_substring_regex(text.cast(pa.string()),
+                                                   r"^-?\d{1,15}(\.\d{1,6})?$"), False)
+        numbers = pc.cast(pc.if_else(ok, text.cast(pa.string()), "0"), pa.float64()
+                          ).to_numpy(zero_copy_only=False)
+        if fmt == "offset":
+            scale = OFFSET_UNITS_US[str(spec.unit)]
+            origin = spec.origin if spec.origin.tzinfo else spec.origin.replace(tzinfo=UTC)
+            base = int(origin.timestamp() * 1_000_000)
+        else:
+            scale, base = (1_000_000 if fmt == "epoch_s" else 1_000), 0
+        micros = base + np.round(numbers * scale).astype(np.int64)
+        return pa.array(micros, pa.timestamp("us", tz="UTC"),
+                        mask=~ok.to_numpy(zero_copy_only=False))
+    return parse_times(text, fmt)
+
+
+def time_format_hint(spec: TimeSpec | None) -> str:
+    """The expected format, for a quarantine reason."""
+    fmt = spec.format if spec is not None else "iso"
+    if fmt == "offset":
+        return f"a number of {spec.unit} after {spec.origin.isoformat()}"
+    return {"iso": "ISO 8601 text like 2026-09-01T12:00:00Z",
+            "epoch_s": "seconds since 1970-01-01 UTC",
+            "epoch_ms": "milliseconds since 1970-01-01 UTC"}.get(fmt, f"the format {fmt!r}")
 
 
 def amount_to_minor(text: pa.Array, currency: pa.Array, scale: str) -> pa.Array:

@@ -26,7 +26,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cutover.adapters.columns import OUTCOME_DEFAULTS, ColumnMap, amount_to_minor, parse_times
+from cutover.adapters.columns import (
+    OUTCOME_DEFAULTS,
+    ColumnMap,
+    amount_to_minor,
+    generated_txn_ids,
+    parse_time_column,
+    time_format_hint,
+)
 from cutover.adapters.tokenize import mask_pans, tokenize_pan, tokenize_text
 from cutover.digest import file_sha256
 from cutover.domain import TRAFFIC
@@ -91,30 +98,78 @@ def _reject(reasons: np.ndarray, fields: np.ndarray, bad: np.ndarray, field_name
     fields[fresh] = field_name
 
 
-#: What "cannot read" means per converted field, so the quarantine record says what to fix.
-_READ_HINTS: Final = {
-    "amount_minor": " (not a number, an unknown currency, or more decimals than it has)",
-    "legacy_fee_minor": " (not a number, an unknown currency, or more decimals than it has)",
-    "ts": " (not in the mapping's time_format, or a date that does not exist such as"
-          " 2026-02-30)"}
+def _source_columns(table: pa.Table, cmap: ColumnMap, reasons: np.ndarray,
+                    fields: np.ndarray) -> dict[str, pa.Array]:
+    """Canonical text columns from the source's, through each coded column's value map."""
+    from cutover.adapters.valuemaps import unmapped_mask
+
+    cols: dict[str, pa.Array] = {}
+    for column, canonical in cmap.targets():
+        values = pc.utf8_trim_whitespace(table[column].combine_chunks().cast(pa.string()))
+        vmap = cmap.maps.get(column)
+        if vmap is not None:
+            _reject(reasons, fields, unmapped_mask(vmap, values), canonical,
+                    f"{column}: not in its value map; allowed: {vmap.allowed()}")
+            values = vmap.canonical_array(values)
+        cols[canonical] = values
+    return cols
+
+
+def _times(table: pa.Table, cols: dict[str, pa.Array], cmap: ColumnMap, reasons: np.ndarray,
+           fields: np.ndarray) -> None:
+    """ts in the mapping's time format; label_ts given, derived (ts + delay) or absent."""
+    if cmap.time is not None and cmap.time.column:
+        cols["ts"] = table[cmap.time.column].combine_chunks().cast(pa.string())
+    ts = parse_time_column(cols["ts"], cmap.time)
+    _reject(reasons, fields, ts.is_null().to_numpy(zero_copy_only=False), "ts",
+            f"cannot read ts: expected {time_format_hint(cmap.time)}")
+    cols["ts"] = ts
+    labels = cmap.labels
+    if labels is None:
+        if "label_ts" in cols:
+            cols["label_ts"] = parse_time_column(cols["label_ts"], cmap.time)
+        return
+    if labels.time == "given":
+        text = cols["label_ts"]
+        parsed = parse_time_column(text, cmap.time)
+        bad = (pc.is_valid(text).to_numpy(zero_copy_only=False)
+               & parsed.is_null().to_numpy(zero_copy_only=False))
+        _reject(reasons, fields, bad, "label_ts",
+                f"cannot read label_ts: expected {time_format_hint(cmap.time)}")
+        cols["label_ts"] = parsed
+    elif labels.time == "derived":
+        delay_us = int(round(float(labels.delay_hours or 0) * 3_600_000_000))
+        micros = pc.cast(ts, pa.int64()).to_numpy(zero_copy_only=False) + delay_us
+        has_label = pc.is_valid(cols.get("is_fraud", pa.nulls(len(ts), pa.string())))
+        cols["label_ts"] = pa.array(micros, pa.timestamp("us", tz="UTC"),
+                                    mask=~has_label.to_numpy(zero_copy_only=False)
+                                    | ts.is_null().to_numpy(zero_copy_only=False))
+    else:
+        cols["label_ts"] = pa.nulls(len(ts), pa.timestamp("us", tz="UTC"))
 
 
 def map_columns(table: pa.Table, cmap: ColumnMap, key: bytes | None,
-                codes: Any) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+                codes: Any, lines: np.ndarray | None = None, source: Path | None = None
+                ) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     """Pure: foreign columns -> TRAFFIC columns; return (table, reason per row, field per row).
 
     A row with a non-empty reason is quarantined by the caller; its values in the returned
-    table are placeholders.
+    table are placeholders. ``lines`` and ``source`` name the rows for a generated txn_id.
     """
     n = table.num_rows
     reasons = np.full(n, "", dtype=object)
     fields = np.full(n, "", dtype=object)
-    missing = [c for c in cmap.columns if c not in table.column_names]
+    wanted = list(cmap.columns) + (cmap.txn_id.columns if cmap.txn_id else []) + (
+        [cmap.time.column] if cmap.time is not None and cmap.time.column else [])
+    missing = [c for c in dict.fromkeys(wanted) if c not in table.column_names]
     if missing:
-        raise ConfigError(f"{cmap.source}: source has no column(s) {missing}")
-    cols: dict[str, pa.Array] = {}
-    for column, canonical in cmap.columns.items():
-        cols[canonical] = pc.utf8_trim_whitespace(table[column].combine_chunks().cast(pa.string()))
+        raise ConfigError(f"{cmap.source}: source has no column(s) {missing}; it has "
+                          f"{table.column_names}")
+    cols = _source_columns(table, cmap, reasons, fields)
+    if cmap.txn_id is not None and "txn_id" not in cols:
+        cols["txn_id"] = generated_txn_ids(
+            table, cmap.txn_id, lines if lines is not None else np.arange(1, n + 1),
+            Path(source) if source is not None else cmap.source)
     for name, value in (OUTCOME_DEFAULTS | cmap.defaults).items():
         cols.setdefault(name, pa.array([str(value)] * n, pa.string()))
     if "pan" in cols:
@@ -123,20 +178,21 @@ def map_columns(table: pa.Table, cmap: ColumnMap, key: bytes | None,
         pans = pc.replace_substring_regex(cols.pop("pan"), r"[ .\-]", "")
         bad = ~pc.fill_null(pc.match_substring_regex(pans, r"^\d{13,19}$"), False).to_numpy(
             zero_copy_only=False)
-        _reject(reasons, fields, bad, "pan", "not a card number")
+        _reject(reasons, fields, bad, "pan", "not a card number (expected 13-19 digits)")
         # One HMAC per card is inherent: there is no vectorised keyed hash in Arrow.
         cols["card_token"] = pa.array([tokenize_pan(p, key) if p else None
                                        for p in pans.to_pylist()])
         cols.setdefault("card_bin", pc.utf8_slice_codeunits(pans, 0, BIN_DIGITS))
     currency = cols.get("currency", pa.nulls(n, pa.string()))
-    for name, value in (("amount_minor", amount_to_minor(cols["amount_minor"], currency,
-                                                         cmap.amount_scale)),
-                        ("legacy_fee_minor", amount_to_minor(cols["legacy_fee_minor"], currency,
-                                                             cmap.amount_scale)),
-                        ("ts", parse_times(cols["ts"], cmap.time_format))):
+    scale_hint = (f"an amount in {cmap.amount_scale} units"
+                  + (" with no more decimals than the currency has" if cmap.amount_scale ==
+                     "major" else " (a whole number)") + ", and a known ISO 4217 currency")
+    for name in ("amount_minor", "legacy_fee_minor"):
+        value = amount_to_minor(cols[name], currency, cmap.amount_scale)
         _reject(reasons, fields, value.is_null().to_numpy(zero_copy_only=False), name,
-                f"cannot read {name}{_READ_HINTS[name]}")
+                f"cannot read {name}: expected {scale_hint}")
         cols[name] = value
+    _times(table, cols, cmap, reasons, fields)
     if "legacy_code" in cols and "legacy_decision" not in cols:
         decisions, codes_reasons, _ = codes.translate(cols["legacy_code"])
         cols["legacy_decision"] = pa.array(np.asarray(decisions, dtype=object), pa.string())
@@ -339,7 +395,7 @@ def import_file(path: Path, store: Path, fmt: str, cmap: ColumnMap, codes: Any,
     from cutover.adapters.readers import read_csv, read_jsonl
     table, lines, bad = read_csv(path) if fmt == "csv" else read_jsonl(path)
     table = table.cast(pa.schema([pa.field(n, pa.string()) for n in table.column_names]))
-    mapped, reasons, fields = map_columns(table, cmap, key, codes)
+    mapped, reasons, fields = map_columns(table, cmap, key, codes, lines, path)
     return commit(mapped, lines, reasons, fields, table, path, store, bad)
 
 

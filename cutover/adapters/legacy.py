@@ -61,16 +61,22 @@ class SoapLegacy:
     """The live legacy core over SOAP; sends ``card_token`` as the card (the store has no PANs)."""
 
     def __init__(self, mapping: Path | str, *, wsdl: str | None = None,
-                 workers: int = WORKERS_DEFAULT, exchange: Any = None, **opts: Any) -> None:
+                 workers: int = WORKERS_DEFAULT, exchange: Any = None,
+                 errors_file: Path | str | None = None, **opts: Any) -> None:
         from cutover.adapters.soap import SoapAdapter, SoapOptions
 
         self.adapter = SoapAdapter(mapping, wsdl=wsdl, options=SoapOptions(**opts),
                                    exchange=exchange)
         self.workers = workers
+        #: Every failed call is appended here (kind, message verbatim, txn_id), so a live
+        #: replay can say why rows became legacy_error; opened per batch, only on failure.
+        self.errors_file = Path(errors_file) if errors_file else None
 
     def authorize_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         # One online call per row is the nature of a SOAP core; the pool overlaps them.
         results = self.adapter.authorize_many(batch.to_pylist(), workers=self.workers)
+        if self.errors_file is not None:
+            append_failures(self.errors_file, results)
         return outcomes_to_batch(results)
 
     def authorize(self, txn: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +117,23 @@ class CassetteLegacy(SoapLegacy):
     def close(self) -> None:
         super().close()
         self._playback.__exit__(None, None, None)
+
+
+def append_failures(path: Path, outcomes: list[dict[str, Any]]) -> int:
+    """Append the failed calls among ``outcomes`` to a JSON-lines file; return how many."""
+    import json
+
+    from cutover.adapters.tokenize import mask_pans
+    failed = [o for o in outcomes if o.get("legacy_decision") == "error"
+              and not o.get("legacy_code")]
+    if failed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as handle:
+            for o in failed:
+                line = {"kind": o.get("legacy_reason"), "txn_id": o.get("txn_id"),
+                        "message": str(o.get("detail") or o.get("legacy_reason"))}
+                handle.write(mask_pans(json.dumps(line, sort_keys=True, default=str)) + "\n")
+    return len(failed)
 
 
 def outcomes_to_batch(results: list[dict[str, Any]]) -> pa.RecordBatch:

@@ -27,6 +27,7 @@ Raises ``ConfigError`` only at construction (bad mapping, unreadable WSDL file),
 from __future__ import annotations
 
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,9 +131,14 @@ class CheckedTransport(CappedTransport):
     def __init__(self, namespace: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.namespace = namespace
+        # The last exchange of each thread, for `soap try` and calibration (issue 15 hook):
+        # a reference to bytes already held, so the simulated-core path pays nothing.
+        self.exchanges = threading.local()
 
     def post(self, address: str, message: Any, headers: dict) -> Any:
+        self.exchanges.sent, self.exchanges.received = message, None
         response = super().post(address, message, headers)
+        self.exchanges.received = response.content
         vet_reply(response.content, response.status_code, self.namespace)
         return response
 
@@ -221,6 +227,15 @@ class SoapAdapter:
                                                      connect_s=self.options.connect_timeout_s))
         self.client, self._operation = _open_operation(self.mapping, self.transport, wsdl,
                                                        self.options.address)
+        from cutover.adapters.wsdl_tree import check_mapping_paths
+        check_mapping_paths(self.mapping, self.client, str(wsdl or self.mapping.wsdl))
+
+    def last_exchange(self) -> tuple[bytes | None, bytes | None]:
+        """(request XML, response XML) of this thread's last call; None for what was not sent
+        or not received."""
+        sent = getattr(self.transport.exchanges, "sent", None)
+        sent = sent.encode() if isinstance(sent, str) else sent
+        return sent, getattr(self.transport.exchanges, "received", None)
 
     def _deadline(self) -> Deadline:
         return Deadline(self.options.deadline_s, self.clock)
@@ -231,7 +246,7 @@ class SoapAdapter:
         Releases the throttle slot it takes (or was handed with ``slot_held``).
         """
         from zeep.exceptions import Error as ZeepError
-        from zeep.exceptions import Fault, TransportError, XMLSyntaxError
+        from zeep.exceptions import Fault, TransportError, ValidationError, XMLSyntaxError
 
         if not slot_held:
             self.throttle.acquire(deadline)
@@ -251,6 +266,12 @@ class SoapAdapter:
         except XMLSyntaxError as exc:
             self.breaker.record(False, "malformed_xml")
             raise CallFailed("malformed_xml", str(exc)) from exc
+        except ValidationError as exc:
+            # zeep refused to build the request (a required element unmapped, a wrong type):
+            # the core never saw it; zeep's message names the element path (issue 15). It is
+            # recorded so a half-open probe is released, and an open breaker quotes it.
+            self.breaker.record(False, f"bad_request: {exc}")
+            raise CallFailed("bad_request", str(exc)) from exc
         except (ZeepError, ValueError, TypeError) as exc:
             self.breaker.record(False, "unexpected_response")
             raise CallFailed("unexpected_response", str(exc)) from exc
@@ -263,10 +284,11 @@ class SoapAdapter:
         try:
             return read_response(self.mapping, reply, str(txn.get("currency")))
         except (ValueError, ArithmeticError) as exc:
-            raise CallFailed("unexpected_response", f"reply field unreadable: {exc}") from exc
+            raise CallFailed("unexpected_response", str(exc)) from exc
 
     def call_raw(self, txn: dict[str, Any]) -> dict[str, Any]:
         """One guarded call; the mapped response fields, or raise ``CallFailed``/``BreakerOpen``."""
+        self.transport.exchanges.sent = self.transport.exchanges.received = None
         kwargs = build_request(self.mapping, txn)
         # Waiting in our own throttle is not the core's time: the deadline starts after it.
         self.throttle.acquire()

@@ -23,12 +23,26 @@ def detect_format(path: Path) -> str:
         return "csv"
     if name.endswith((".jsonl", ".ndjson", ".json")):
         return "jsonl"
+    if name.endswith(".xml"):
+        return "iso20022"
+    if name.endswith((".iso8583", ".8583")):
+        return "iso8583"
     return "layout"
+
+
+def _column_codes(columns: ColumnMap) -> object:
+    """The column mapping's inline [codes], else its code_table, else the shipped table."""
+    if columns.codes:
+        from cutover.adapters.codes import CodeInfo, CodeTable
+        return CodeTable({c: CodeInfo(**v) for c, v in columns.codes.items()},
+                         source=str(columns.source))
+    return load_codes(columns.code_table)
 
 
 def import_source(path: Path, store: Path, *, fmt: str = "auto", layout: str | None = None,
                   columns: ColumnMap | None = None, soap_mapping: Path | None = None,
-                  key: bytes | None = None, chunk_rows: int | None = None) -> ImportCounts:
+                  key: bytes | None = None, chunk_rows: int | None = None,
+                  switch: str = "ascii_switch", year: int | None = None) -> ImportCounts:
     """Import one source of any supported format; raise ``InputError`` for what cannot be read.
 
     ``chunk_rows`` applies to batch files, which are imported in chunks of that many rows.
@@ -40,10 +54,23 @@ def import_source(path: Path, store: Path, *, fmt: str = "auto", layout: str | N
     if fmt in ("csv", "jsonl"):
         if columns is None:
             raise ConfigError(f"{path}: a {fmt} source needs --mapping COLUMNS.toml")
-        return import_file(path, store, fmt, columns, load_codes(columns.code_table), key)
+        return import_file(path, store, fmt, columns, _column_codes(columns), key)
     if fmt == "layout":
         return import_layout(path, store, layout or "legacy_authlog", load_codes(None),
                              chunk_rows, key=key)
     if fmt == "cassette":
         return import_cassette(path, store, soap_mapping, key=key)
-    raise ConfigError(f"--format {fmt!r}: expected auto, cassette, layout, csv or jsonl")
+    if fmt == "iso20022":
+        from cutover.adapters.statements.payments import import_payments
+
+        return import_payments(path, store)
+    if fmt == "iso8583":
+        from cutover.adapters.iso8583 import import_iso8583
+
+        if key is None:
+            raise ConfigError(f"{path}: an ISO 8583 log carries card numbers; set"
+                              " CUTOVER_TOKEN_KEY to tokenise them")
+        counts, _ = import_iso8583(path, store, switch, key, year)
+        return counts
+    raise ConfigError(f"--format {fmt!r}: expected auto, cassette, layout, csv, jsonl, iso20022"
+                      " or iso8583")

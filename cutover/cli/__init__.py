@@ -19,7 +19,8 @@ from cutover import __version__
 from cutover.errors import CutoverError, exit_code_for
 
 #: Area modules under cutover.cli; each exposes ``register(app)``. Order is the --help order.
-AREAS = ("demo", "sim", "files", "adapters", "stack", "replay", "shadow", "migrate", "tui")
+AREAS = ("demo", "sim", "files", "adapters", "soap", "stack", "replay", "shadow", "migrate",
+         "tui", "live")
 
 app = typer.Typer(
     name="cutover",

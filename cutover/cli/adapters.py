@@ -76,6 +76,9 @@ def record(
     deadline_s: float = typer.Option(
         CALL_DEADLINE_S, "--deadline-s", min=0.001, max=3600.0,
         help="Total seconds one call may take: connect, headers, body and retries."),
+    errors_file: Path = typer.Option(None, "--errors", help="JSON lines of every failed call,"
+                                     " each with its reason and message (default: the"
+                                     " cassette's name with .errors.jsonl)."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome counts as JSON."),
 ) -> None:
     """Call the legacy core for each request and record a PAN-free vcrpy cassette.
@@ -110,6 +113,7 @@ def record(
         outcomes = record_calls(mapping, txns, out, key, wsdl=wsdl,
                                 options=SoapOptions(address=address, deadline_s=deadline_s),
                                 progress=lambda: progress.advance(task), stop=tally.add)
+    outcome_errors(outcomes, errors_file or out.with_suffix(".errors.jsonl"))
     _report_failures(tally, len(txns), out)
     by_decision: dict[str, int] = {}
     for outcome in outcomes:
@@ -120,6 +124,23 @@ def record(
     else:
         typer.echo(f"recorded {len(outcomes)} calls to {out} · " +
                    " · ".join(f"{k} {v}" for k, v in sorted(by_decision.items())))
+
+
+def outcome_errors(outcomes: list[dict[str, Any]], path: Path) -> Any:
+    """Write every failed call (kind: legacy_reason; message: the cause verbatim) as JSON lines
+    to ``path``; return the ErrorLog."""
+    from cutover.adapters.tally import is_call_failure
+    from cutover.adapters.tokenize import mask_pans
+    from cutover.store.errorlog import ErrorLog
+
+    log = ErrorLog(path, scrub=mask_pans)
+    for outcome in outcomes:
+        if is_call_failure(outcome):
+            log.add(str(outcome.get("legacy_reason")),
+                    str(outcome.get("detail") or outcome.get("legacy_reason")),
+                    txn_id=outcome.get("txn_id"))
+    log.close()
+    return log
 
 
 def _report_failures(tally: Any, planned: int, out: Path) -> None:
@@ -147,8 +168,17 @@ def import_(
     mapping: Path = typer.Option(None, "--mapping", help="Column mapping TOML for CSV/JSONL"
                                  " (cutover/fixtures/mappings/partner_export.toml shows the format), or"
                                  " the SOAP mapping for cassettes."),
-    fmt: str = typer.Option("auto", "--format", help="auto | cassette | layout | csv | jsonl;"
-                            " auto goes by the file name."),
+    fmt: str = typer.Option("auto", "--format", help="auto | cassette | layout | csv | jsonl |"
+                            " iso20022 (pain.001, pacs.008) | iso8583; auto goes by the file"
+                            " name (.xml is iso20022, .iso8583 an ISO 8583 log)."),
+    switch: str = typer.Option("ascii_switch", "--switch", help="ISO 8583 switch spec: a"
+                               " built-in (ascii_switch, binary_switch) or a TOML path."),
+    year: int = typer.Option(None, "--year", help="Year of an ISO 8583 log's field 7"
+                             " (MMDDhhmmss); default the current UTC year."),
+    max_quarantine_rate: float = typer.Option(0.5, "--max-quarantine-rate", help="Share of"
+                                              " records that may be quarantined before the"
+                                              " command exits 1 (default 0.5: a wrong mapping"
+                                              " quarantines nearly every row)."),
     as_json: bool = typer.Option(False, "--json", help="Print per-source counts as JSON."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
@@ -157,6 +187,8 @@ def import_(
     Every record read is imported, a duplicate (txn_id seen in the input or the store), or
     quarantined to STORE/_quarantine/<source>.jsonl with file, line, field and reason.
     Re-importing a file imports nothing. A PAN column is tokenised (needs CUTOVER_TOKEN_KEY).
+    Quarantine reasons are counted by field with the first of each printed word for word;
+    exit 1 when every record, or more than --max-quarantine-rate of them, was quarantined.
     """
     from rich.progress import Progress
 
@@ -164,6 +196,9 @@ def import_(
     from cutover.paths import output_dir
 
     output_dir(into, "--into", create=False)
+    from cutover.store.errorlog import check_rate_option
+
+    check_rate_option(max_quarantine_rate)
     results: list[ImportCounts] = []
     with Progress(console=err, transient=True, disable=quiet) as progress:
         task = progress.add_task("importing", total=len(sources))
@@ -172,8 +207,10 @@ def import_(
                 raise InputError(f"{source}: no such file")
             kind = detect_format(source) if fmt == "auto" else fmt
             columns, key = _columns_and_key(mapping, kind)
+            key = _token_key() if kind == "iso8583" else key
             results.append(import_source(source, into, fmt=kind, layout=layout, columns=columns,
-                                         soap_mapping=mapping, key=key))
+                                         soap_mapping=mapping, key=key, switch=switch,
+                                         year=year))
             progress.advance(task)
     total = ImportCounts("total")
     for counts in results:
@@ -195,6 +232,36 @@ def import_(
                   "to the code table (cutover/fixtures/codes/legacy_codes.toml or the mapping's "
                   "code_table) and re-import into a new store to classify them", highlight=False,
                   markup=False)
+    _check_quarantine(into, sources, total, max_quarantine_rate)
+
+
+def _check_quarantine(into: Path, sources: list[Path], total: Any, rate_max: float) -> None:
+    """Print quarantine reasons by field (first of each verbatim); exit 1 when all or too
+    many records were quarantined."""
+    from cutover.adapters.importer import quarantine_path
+    from cutover.errors import ErrorRateExceeded
+    from cutover.store.errorlog import ErrorLog
+
+    if not total.quarantined:
+        return
+    log = ErrorLog()
+    for source in sources:
+        path = quarantine_path(into, source)
+        if path.is_file():
+            with open(path, encoding="utf-8") as handle:
+                for line in handle:
+                    row = json.loads(line)
+                    log.add(row.get("field") or "record",
+                            f"{row.get('file')}:{row.get('line')}: {row.get('reason')}")
+    lines = log.summary(total.read, "records")
+    lines[0] = f"{total.quarantined} of {total.read} records quarantined to {into}/_quarantine/"
+    for line in lines:
+        err.print(line, highlight=False, markup=False)
+    if total.quarantined >= total.read or total.quarantined / total.read > rate_max:
+        raise ErrorRateExceeded(
+            f"{total.quarantined} of {total.read} records quarantined, above"
+            f" --max-quarantine-rate {rate_max:.1%}; first reason: "
+            f"{next(iter(log.first.values()), '?')}")
 
 
 def _columns_and_key(mapping: Path | None, kind: str) -> tuple[Any, bytes | None]:

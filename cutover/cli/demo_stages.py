@@ -93,6 +93,7 @@ class DemoState:
     replay_start: dt.datetime | None = None
     replay_end: dt.datetime | None = None
     balances_file: Path | None = None
+    statement_file: Path | None = None
     gate_passed: bool | None = None
     gate_result: Any = None
     stages: list[Stage] = field(default_factory=list)
@@ -175,11 +176,17 @@ def stage_eod(state: DemoState) -> str:
     from cutover.sim.eod import export_eod
 
     assert state.replay_start is not None
+    from cutover.sim.eod_statements import export_statements
+
     with state.progress.console.status("end-of-day export"):
         summary = export_eod(state.paths.store, state.paths.eod, since=state.replay_start.date())
+        books = export_statements(state.paths.store, state.paths.eod, summary.as_of,
+                                  since=state.replay_start.date())
     state.balances_file = summary.balances_path
+    state.statement_file = books.camt053_path
     return (f"{summary.authlog_path.name} ({summary.transactions:,} records), "
-            f"{summary.balances_path.name} ({summary.accounts:,} accounts)")
+            f"{summary.balances_path.name} ({summary.accounts:,} accounts), "
+            f"{books.camt053_path.name} and .mt940 ({books.entries:,} entries)")
 
 
 def stage_import(state: DemoState) -> str:
@@ -269,12 +276,24 @@ def stage_ledger(state: DemoState) -> str:
     assert state.balances_file is not None
     legacy, mirror = read_balance_file(state.balances_file, "legacy_balances"), mirror_balances(engine)
     breaks = compare_balances(legacy, mirror)
+    statement_breaks = _statement_breaks(state, engine, mirror)
     engine.dispose()
     # Saved into the run so the TUI's Ledger screen shows the reconciliation.
     save_reconcile(state.paths.run, reconcile_result(legacy, mirror, breaks, state.balances_file))
     chain = "chain intact" if verified.ok else "CHAIN BROKEN"
     return (f"{summary.postings:,} postings at {summary.postings_per_s:,.0f}/s; {chain}; "
-            f"reconcile: {len(breaks)} breaks")
+            f"reconcile: {len(breaks)} breaks with the balance file, {statement_breaks} with"
+            " the camt.053 statement")
+
+
+def _statement_breaks(state: DemoState, engine: object, mirror: dict) -> int:
+    """Breaks between the mirror and the camt.053 statement the core wrote (0 expected)."""
+    from cutover.shadow.ledger.reconcile import compare_balances
+    from cutover.shadow.ledger.statement_reconcile import statement_balances
+
+    assert state.statement_file is not None
+    booked, _, _ = statement_balances(state.statement_file)
+    return len(compare_balances(booked, mirror))
 
 
 def stage_gate(state: DemoState) -> str:

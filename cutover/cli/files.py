@@ -16,7 +16,7 @@ from rich.console import Console
 files_app = typer.Typer(help="Read batch files (NACHA, legacy end-of-day logs) through layouts.",
                         no_args_is_help=True)
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 #: Records printed per record type unless --limit says otherwise (a table, not a dump).
 INSPECT_LIMIT_DEFAULT = 20
@@ -47,6 +47,11 @@ def layouts(as_json: bool = typer.Option(False, "--json", help="Print JSON lines
 
 
 def _jsonable(value: object) -> object:
+    """Dates as ISO text; text with a card number in it (an SHR entry's card account) masked."""
+    from cutover.adapters.tokenize import mask_pans
+
+    if isinstance(value, str):
+        return mask_pans(value)
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
@@ -64,9 +69,19 @@ def inspect(
     rejects: Path | None = typer.Option(None, "--rejects",
                                         help="Write rejected lines here as JSON lines (card"
                                              " numbers masked)."),
+    level: str = typer.Option("all", "--level",
+                              help="Which checks decide the exit code: layout (fields of each"
+                                   " line), structure (record order, counts, hashes, totals),"
+                                   " semantic (code tables), or all."),
 ) -> None:
-    """Print a file's records and control-total checks; exit 1 on a failed total or a reject."""
+    """Print a file's records, control totals and findings; exit 1 when a chosen level fails."""
     from cutover.adapters.files import FileReader, load_layout
+    from cutover.adapters.files.findings import LEVELS
+    from cutover.errors import InputError
+
+    if level != "all" and level not in LEVELS:
+        raise InputError(f"--level {level!r}: allowed values are all, {', '.join(LEVELS)}")
+    levels = LEVELS if level == "all" else (level,)
 
     reader = FileReader(file, load_layout(layout), rejects_path=rejects)
     shown: dict[str, list[dict]] = {}
@@ -80,7 +95,7 @@ def inspect(
         _print_json(shown, report)
     else:
         _print_tables(shown, report)
-    _finish(file, report, reader)
+    _finish(file, report, reader, levels)
 
 
 def _print_json(shown: dict[str, list[dict]], report: object) -> None:
@@ -92,6 +107,8 @@ def _print_json(shown: dict[str, list[dict]], report: object) -> None:
         typer.echo(json.dumps({"control": check.name, "scope": check.scope,
                                "expected": check.expected, "actual": check.actual,
                                "ok": check.ok}))
+    for finding in report.findings:
+        typer.echo(json.dumps({"finding": finding.message, **finding.as_dict()}))
 
 
 def _print_tables(shown: dict[str, list[dict]], report: object) -> None:
@@ -111,17 +128,44 @@ def _print_tables(shown: dict[str, list[dict]], report: object) -> None:
     out.print(checks)
 
 
-def _finish(file: Path, report: object, reader: object) -> None:
+def _finish(file: Path, report: object, reader: object, levels: tuple[str, ...]) -> None:
     from cutover.errors import CheckFailed
 
-    err.print(f"{file}: {report.read} lines read, {report.rejected} rejected,"
-              f" {sum(c.ok for c in report.checks)}/{len(report.checks)} control totals ok",
-              highlight=False)
     for entry in report.reject_sample:
-        err.print(f"  rejected line {entry['line']} ({entry['record_type']}, field"
-                  f" {entry['field']}): {entry['reason']}", highlight=False)
-    reader.raise_for_controls()
+        where = ", ".join(p for p in (
+            f"record type {entry['record_type_code']}" if entry.get("record_type_code") else "",
+            entry["record_type"] or "", f"field {entry['field']}" if entry["field"] else "",
+            f"positions {entry['positions']}" if entry.get("positions") else "") if p)
+        err.print(f"  rejected line {entry['line']} ({where}): {entry['reason']}",
+                  highlight=False)
+    for finding in report.findings:
+        err.print(f"  {finding.describe()}", highlight=False)
+    verdicts = _verdicts(report)
+    err.print(f"{file}: {report.read} lines read, {report.rejected} rejected,"
+              f" {sum(c.ok for c in report.checks)}/{len(report.checks)} control totals ok; "
+              + ", ".join(f"{lvl} {'ok' if not why else 'invalid: ' + why}"
+                          for lvl, why in verdicts.items()), highlight=False)
+    failing = {lvl: why for lvl, why in verdicts.items() if why and lvl in levels}
+    if "structure" in failing and any(not c.ok for c in report.checks):
+        reader.raise_for_controls()
+    if failing:
+        raise CheckFailed(f"{file}: " + "; ".join(f"{lvl} invalid: {why}"
+                                                   for lvl, why in failing.items()))
+
+
+def _verdicts(report: object) -> dict[str, str]:
+    """Per level, "" when it passed or the first reason it did not (for the summary line)."""
+    from cutover.adapters.files.findings import LEVELS
+
+    out = {lvl: "" for lvl in LEVELS}
     if report.rejected:
         first = report.reject_sample[0]
-        raise CheckFailed(f"{file}: {report.rejected} line(s) rejected (first at line"
-                          f" {first['line']}: {first['reason']})")
+        out["layout"] = (f"{report.rejected} line(s) rejected (first at line {first['line']}:"
+                         f" {first['reason']})")
+    failing = [c for c in report.checks if not c.ok]
+    if failing:
+        out["structure"] = f"control total {failing[0].name} in {failing[0].scope}"
+    for finding in report.findings:
+        if finding.severity == "error" and not out[finding.level]:
+            out[finding.level] = finding.message
+    return out

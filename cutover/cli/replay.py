@@ -20,6 +20,8 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 diff_app = typer.Typer(help="Look into a replay's diffs.", no_args_is_help=True)
 
 JSON_HELP = "Print one JSON object on stdout instead of tables."
+#: Where a replay against a live core writes every failed call (JSON lines).
+LEGACY_ERRORS_FILE = "legacy_errors.jsonl"
 RUN_DIR_HELP = "A replay run directory (written by `cutover replay`)."
 
 
@@ -67,7 +69,8 @@ def replay_cmd(
     store: Path = typer.Argument(..., help="The traffic store (STORE/day=YYYY-MM-DD/*.parquet)."),
     run_dir: Path = typer.Option(..., "--out", help="The run directory to write."),
     candidate: str = typer.Option("cutover.stack:default_stack", "--candidate",
-                                  help="module:attr of the candidate stack or its factory."),
+                                  help="module:attr of the candidate stack or its factory, or"
+                                       " http://HOST:PORT of a service (cutover serve)."),
     candidate_opt: list[str] = typer.Option([], "--candidate-opt",
                                             help="key=value passed to the candidate factory;"
                                                  " repeat for more."),
@@ -94,6 +97,9 @@ def replay_cmd(
     workers: int | None = typer.Option(None, "--workers", min=1, max=4_096,
                                        help="Ray workers (--engine ray; default: every CPU of"
                                             " the cluster)."),
+    max_error_rate: float = typer.Option(0.05, "--max-error-rate", help="With --legacy soap or"
+                                         " cassette: share of calls that may fail before the"
+                                         " command exits 1 (default 0.05)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -101,6 +107,9 @@ def replay_cmd(
 
     Exit 0 when done, 2 for bad input, a non-empty RUN_DIR without --resume or --force, or
     --engine ray without Ray installed; 4 if conservation breaks (a row missing or counted twice).
+    Against a live core (--legacy soap) every failed call is written to
+    RUN_DIR/legacy_errors.jsonl and the first of each kind is printed word for word; the
+    command exits 3 when every call failed and 1 when more than --max-error-rate did.
     """
     from cutover.errors import InputError, InvariantBroken
     from cutover.paths import output_dir
@@ -118,9 +127,14 @@ def replay_cmd(
         from cutover.replay.ray_engine import import_ray, run_replay_ray
         import_ray()  # exit 2 with the install hint before anything else happens
         run = partial(run_replay_ray, address=address, workers=workers)
+    from cutover.store.errorlog import check_rate_option
+    check_rate_option(max_error_rate)
+    legacy_options = _legacy_options(wsdl, mapping, cassette, legacy_opt)
+    if legacy != "recorded":
+        legacy_options.setdefault("errors_file", str(run_dir / LEGACY_ERRORS_FILE))
     options = ReplayOptions(
         candidate=candidate, candidate_options=_pairs(candidate_opt, "--candidate-opt"),
-        legacy=legacy, legacy_options=_legacy_options(wsdl, mapping, cassette, legacy_opt),
+        legacy=legacy, legacy_options=legacy_options,
         since=since, until=until, merchant=merchant, sample=sample, limit=limit, resume=resume,
         force=force, rules=rules, batch_rows=batch_rows)
     with _progress(quiet or as_json) as on_progress:
@@ -129,6 +143,19 @@ def replay_cmd(
     if not summary.conservation_ok:
         raise InvariantBroken(f"conservation broken: {summary.rows_in:,} rows in, "
                               f"{sum(summary.by_category.values()):,} categorised")
+    if legacy != "recorded" and not summary.already_finished:
+        _check_legacy_errors(Path(legacy_options["errors_file"]), summary.rows_in,
+                             max_error_rate)
+
+
+def _check_legacy_errors(path: Path, calls: int, max_error_rate: float) -> None:
+    """Print the live core's failures by kind (first of each verbatim); exit non-zero when
+    all or too many calls failed."""
+    from cutover.store.errorlog import read_error_file
+    log = read_error_file(path)
+    for line in log.summary(calls):
+        err.print(line, markup=False)
+    log.check(calls, max_error_rate)
 
 
 def _progress(disabled: bool) -> Any:
@@ -234,18 +261,43 @@ def calibrate_cmd(
     rules_out: Path = typer.Option(..., "--out", help="Rules TOML to write."),
     base: Path | None = typer.Option(None, "--base", help="Rules file to start from (default:"
                                                           " the shipped rules)."),
+    address: str | None = typer.Option(None, "--address", help="Endpoint URL overriding the"
+                                                               " WSDL's."),
+    errors_file: Path | None = typer.Option(None, "--errors", help="JSON lines of every failed"
+                                            " call (default: next to --out, .errors.jsonl)."),
+    max_error_rate: float = typer.Option(0.05, "--max-error-rate", help="Share of calls that"
+                                         " may fail before calibration refuses (default 0.05)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Send sampled requests twice to the live core; write the fields that differ as ignores."""
+    """Send sampled requests twice to the live core; compare every element of the two replies;
+    write the canonical fields of the volatile elements as ignores.
+
+    Exit 3 when every call failed, 1 when more than --max-error-rate failed (nothing is
+    written then); the first error of each kind is printed word for word.
+    """
+    from cutover.adapters.tokenize import mask_pans
     from cutover.shadow.calibrate import calibrate, write_calibrated_rules
-    result = calibrate(wsdl, mapping, store, sample)
+    from cutover.store.errorlog import ErrorLog, check_rate_option
+    check_rate_option(max_error_rate)
+    result = calibrate(wsdl, mapping, store, sample, address=address)
+    log = ErrorLog(errors_file or rules_out.with_suffix(".errors.jsonl"), scrub=mask_pans)
+    for kind, message, _ in result.errors:
+        log.add(kind, message)
+    log.close()
+    calls = 2 * (result.pairs + result.failed_pairs)
+    for line in log.summary(calls):
+        err.print(line, markup=False)
+    log.check(calls, max_error_rate)
     write_calibrated_rules(result, rules_out, base)
     if as_json:
-        typer.echo(json.dumps(result.as_dict(), indent=2, sort_keys=True))
+        typer.echo(json.dumps(result.as_dict() | {"errors": log.as_dict(calls)}, indent=2,
+                              sort_keys=True))
         return
-    table = Table("field", "pairs differing", "of pairs", "example", title="noisy fields")
+    table = Table("element", "field", "pairs differing", "of pairs", "example",
+                  title="volatile reply elements")
     for ev in result.evidence:
-        table.add_row(ev["field"], f"{ev['pairs_differing']:,}", f"{ev['pairs']:,}",
-                      " / ".join(map(str, ev["example"])))
+        table.add_row(ev["element"], ev["field"], f"{ev['pairs_differing']:,}",
+                      f"{ev['pairs']:,}", " / ".join(map(str, ev["example"])))
     out.print(table)
-    out.print(f"{len(result.evidence)} noisy fields written as ignore rules to {rules_out}")
+    out.print(f"{len(result.evidence)} volatile elements; fields {', '.join(result.fields) or '-'}"
+              f" written as ignore rules to {rules_out}")

@@ -165,9 +165,13 @@ def anchor_cmd(
 @shadow_app.command("reconcile")
 def reconcile_cmd(
     run_dir: Path | None = typer.Argument(None, help=RUN_DIR_HELP),
-    legacy_balances: Path = typer.Option(..., "--legacy-balances",
-                                         help="The legacy core's end-of-day balance file"
-                                              " (fixed width)."),
+    legacy_balances: Path | None = typer.Option(None, "--legacy-balances",
+                                                help="The legacy core's end-of-day balance file"
+                                                     " (fixed width)."),
+    statement: Path | None = typer.Option(None, "--statement",
+                                          help="A bank statement to reconcile against instead:"
+                                               " camt.053 (XML) or MT940; each break lists the"
+                                               " entries that explain it."),
     layout: str = typer.Option("legacy_balances", "--layout",
                                help="Record layout of the balance file (cutover/fixtures/layouts)."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
@@ -176,10 +180,12 @@ def reconcile_cmd(
                                    " TUI's Ledger screen shows), breaks or not."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Compare the legacy book's merchant payables and gateway fees with the legacy file.
+    """Compare the legacy book's merchant payables and gateway fees with the legacy books.
 
-    Lists every break (account, currency, legacy figure, mirror figure, difference); exit 1
-    if there is any, 0 with "0 breaks". --save keeps the result in RUN_DIR/reconcile.json.
+    The books are the end-of-day balance file (--legacy-balances) or a bank statement
+    (--statement, camt.053 or MT940). Lists every break (account, currency, expected by the
+    mirror, booked by the legacy side, difference, and for a statement the entries that differ);
+    exit 1 if there is any, 0 with "0 breaks". --save keeps the result in RUN_DIR/reconcile.json.
     """
     from cutover.errors import InputError, ReconcileBreaks
     from cutover.shadow.ledger.reconcile import (
@@ -189,13 +195,25 @@ def reconcile_cmd(
         reconcile_result,
         save_reconcile,
     )
+    if (legacy_balances is None) == (statement is None):
+        raise InputError("give exactly one of --legacy-balances FILE or --statement FILE")
     if save and run_dir is None:
         # Checked before any work: the result belongs next to the run it reconciles.
         raise InputError("--save writes RUN_DIR/reconcile.json: give the RUN_DIR")
-    legacy = read_balance_file(legacy_balances, layout)
-    mirror = mirror_balances(_engine(run_dir, db))
-    breaks = compare_balances(legacy, mirror)
-    result = reconcile_result(legacy, mirror, breaks, legacy_balances)
+    engine = _engine(run_dir, db)
+    if statement is not None:
+        from cutover.shadow.ledger.statement_reconcile import statement_balances, statement_result
+
+        legacy, entries_table, info = statement_balances(statement)
+        mirror = mirror_balances(engine)
+        breaks = compare_balances(legacy, mirror)
+        result = statement_result(engine, statement, legacy, mirror, breaks, entries_table, info)
+    else:
+        assert legacy_balances is not None
+        legacy = read_balance_file(legacy_balances, layout)
+        mirror = mirror_balances(engine)
+        breaks = compare_balances(legacy, mirror)
+        result = reconcile_result(legacy, mirror, breaks, legacy_balances)
     if save:
         assert run_dir is not None
         saved = save_reconcile(run_dir, result)
@@ -204,9 +222,24 @@ def reconcile_cmd(
         _print_json(result)
     else:
         _print_breaks(breaks, result["accounts_compared"])
+        _print_entries(result)
     if breaks:
-        raise ReconcileBreaks(f"{len(breaks)} breaks between the mirror and {legacy_balances};"
-                              f" first: {breaks[0].account} {breaks[0].currency}")
+        raise ReconcileBreaks(f"{len(breaks)} breaks between the mirror and"
+                              f" {statement or legacy_balances}; first: {breaks[0].account}"
+                              f" {breaks[0].currency}")
+
+
+def _print_entries(result: dict[str, Any]) -> None:
+    """For a statement reconciliation: the entries that explain each break."""
+    from cutover.domain import format_money
+
+    for brk in result["breaks"]:
+        for entry in brk.get("entries", []):
+            shown = [("booked", entry["booked_minor"]), ("expected", entry["expected_minor"])]
+            money = ", ".join(f"{name} {'none' if v is None else format_money(v, brk['currency'])}"
+                              for name, v in shown)
+            out.print(f"  {brk['account']} {brk['currency']}: entry {entry['reference']}"
+                      f" (statement line {entry['line'] or '-'}): {money}", highlight=False)
 
 
 def _print_breaks(breaks: list[Any], accounts_compared: int) -> None:
@@ -214,7 +247,7 @@ def _print_breaks(breaks: list[Any], accounts_compared: int) -> None:
     if not breaks:
         out.print(f"0 breaks ({accounts_compared} accounts)")
         return
-    table = Table("account", "currency", "legacy", "mirror", "difference",
+    table = Table("account", "currency", "booked (legacy)", "expected (mirror)", "difference",
                   title=f"{len(breaks)} breaks")
     for b in breaks:
         table.add_row(b.account, b.currency, format_money(b.legacy_minor, b.currency),

@@ -69,6 +69,36 @@ def legacy(
         sys.exit(0)
 
 
+def awkward(
+    port: int = typer.Option(8086, "--port", min=0, max=65535,
+                             help="TCP port on 127.0.0.1; 0 picks a free port."),
+) -> None:
+    """Serve the awkward second core (cutover/fixtures/wsdl/awkward_core.wsdl) until Ctrl-C.
+
+    Prints the WSDL URL on stdout; docs/mapping.md wires it with
+    cutover/fixtures/mappings/awkward_core.toml.
+    """
+    import time
+
+    from cutover.sim.awkward_core import start_awkward
+
+    err = Console(stderr=True)
+    try:
+        core = start_awkward("127.0.0.1", port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from exc
+    print(core.wsdl_url, flush=True)
+    err.print("awkward core serving; Ctrl-C stops it", highlight=False)
+    try:
+        while core.thread.is_alive():
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        core.stop()
+        err.print("awkward core stopped")
+        sys.exit(0)
+
+
 def add(sim_app: typer.Typer) -> None:
     """Add this module's commands to the `cutover sim` group."""
     sim_app.command("legacy")(legacy)
+    sim_app.command("awkward")(awkward)

@@ -55,9 +55,14 @@ def train(
     until: str | None = typer.Option(None, "--until", help="Train on rows before this date."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1,
                              help="Seed: same data and seed give the same version."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse (exit 1, nothing saved) when a"
+                                " feature is constant or labels have no label time."),
     as_json: bool = typer.Option(False, "--json", help="Print the model card as one JSON object."),
 ) -> None:
-    """Train the fraud model and the gateway success table; save them in the registry."""
+    """Train the fraud model and the gateway success table; save them in the registry.
+
+    Warns on stderr when a feature is constant or labels lack times (the card states both).
+    """
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -71,8 +76,11 @@ def train(
                TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task(f"features of {total:,} rows, then fit", total=total)
-        card = train_model(store, _registry(models), until=when, seed=seed,
+        card = train_model(store, _registry(models), until=when, seed=seed, strict=strict,
                            on_progress=lambda done: progress.update(task, completed=done))
+    from cutover.stack.checks import training_warnings
+    for warning in training_warnings(card.to_dict().get("checks", {})):
+        err.print(f"warning: {warning}", highlight=False, markup=False)
     if as_json:
         typer.echo(json.dumps(card.to_dict()))
         return
@@ -201,12 +209,28 @@ def evaluate(
     models: Path | None = typer.Option(None, "--models", help=MODELS_HELP),
     since: str = typer.Option(..., "--since", help="First day of the held-out window."),
     until: str = typer.Option(..., "--until", help="End of the window (exclusive)."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse (exit 1) when the window overlaps"
+                                " the model's training window."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as one JSON object."),
 ) -> None:
-    """Compare the stack with the legacy rules on a held-out, labelled window."""
-    from cutover.stack.evaluate import evaluate as run_evaluate
+    """Compare the stack with the legacy rules on a held-out, labelled window.
 
-    result = run_evaluate(store, _registry(models), _when(since, "--since"), _when(until, "--until"))
+    Warns on stderr (--strict: refuses) when the window overlaps the training window.
+    """
+    from rich.console import Console
+
+    from cutover.errors import CheckFailed
+    from cutover.stack.checks import window_overlap
+    from cutover.stack.evaluate import evaluate as run_evaluate
+    from cutover.stack.registry import read_card
+
+    start = _when(since, "--since")
+    overlap = window_overlap(read_card(_registry(models)), start)
+    if overlap and strict:
+        raise CheckFailed(f"--strict: {overlap}")
+    if overlap:
+        Console(stderr=True).print(f"warning: {overlap}", highlight=False, markup=False)
+    result = run_evaluate(store, _registry(models), start, _when(until, "--until"))
     if as_json:
         typer.echo(json.dumps(result))
         return
@@ -233,7 +257,10 @@ def _print_evaluation(result: dict[str, Any]) -> None:
     if "recorded_success_rate" in lg:
         table.add_row("recorded success (legacy routes)", f"{lg['recorded_success_rate']:.3f}", "")
     if "simulator_true_success" in st:
-        table.add_row("simulator's true success (reference)", f"{lg['simulator_true_success']:.3f}",
+        # A foreign export has no simulator truth for the legacy routes: shown as "-".
+        legacy_truth = lg.get("simulator_true_success")
+        table.add_row("simulator's true success (reference)",
+                      "-" if legacy_truth is None else f"{legacy_truth:.3f}",
                       f"{st['simulator_true_success']:.3f}")
     money = Table("cur", "caught legacy", "caught stack", "false decl. legacy", "false decl. stack",
                   "better", title="money by currency (major units)")

@@ -25,7 +25,8 @@ from cutover.values import number_in
 _OPTION_TYPES: dict[str, type] = {"calls_per_s": float, "in_flight_max": int, "workers": int,
                                   "connect_timeout_s": float, "read_timeout_s": float,
                                   "deadline_s": float, "response_bytes_max": int,
-                                  "retry_attempts_max": int, "address": str}
+                                  "retry_attempts_max": int, "address": str,
+                                  "errors_file": str}
 
 
 #: Allowed range of each numeric option: (low, high, low excluded). A rate of nan or 0 would

@@ -1,11 +1,16 @@
-"""Noise calibration: which fields of the live legacy core differ between identical requests.
+"""Noise calibration: which elements of the live legacy core differ between identical requests.
 
-A live core answers the same request twice with some fields changed (an auth code, a trace id,
-a timestamp). Diffing a live replay on those fields would report noise as mismatches, so each
-sampled request is sent twice and every response field that differs in any pair becomes an
-``[ignore]`` rule, written with its evidence (how many pairs differed, an example). The core
-must be idempotent on txn_id for this to be safe: the simulated one is, and the mapping says
-so (``idempotent = true``), which is checked before anything is sent.
+A live core answers the same request twice with some elements changed (an auth code, a trace
+id, a timestamp). Diffing a live replay on those would report noise as mismatches, so each
+sampled request is sent twice and every element of the two raw replies is compared, mapped or
+not: each element that differs in any pair is named by its path (relative to the reply
+element, the mapping's syntax), with its evidence (how many pairs differed, an example), and
+the canonical fields of the mapped ones become ``[ignore]`` rules. The core must be idempotent
+on txn_id for this to be safe: the mapping says so (``idempotent = true``), which is checked
+before anything is sent.
+
+Failed calls are counted by kind with the first message of each (``cutover.store.errorlog``);
+the CLI refuses a calibration in which every pair failed or too many did.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from cutover.errors import ConfigError, InputError
 from cutover.shadow.diff_rules import default_rules_path, parse_diff_rules, toml_string
 
 WORKERS: Final = 4
+#: The field of an evidence entry whose element the mapping does not read.
+UNMAPPED: Final = "(unmapped)"
 SAMPLE_MAX: Final = 100_000
 EXAMPLE_CHARS_MAX: Final = 80
 _IGNORE_BLOCK: Final = re.compile(r"^\[ignore\][^\n]*\n(?:(?!\[)[^\n]*\n)*", re.MULTILINE)
@@ -37,16 +44,27 @@ class Calibration:
     failed_pairs: int
     evidence: list[dict[str, Any]] = field(default_factory=list)
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    errors: list[tuple[str, str, Any]] = field(default_factory=list)
 
     @property
     def fields(self) -> list[str]:
-        """The noisy fields, in the order first seen."""
-        return [e["field"] for e in self.evidence]
+        """The canonical fields of the volatile elements the mapping reads, first seen first."""
+        out: list[str] = []
+        for e in self.evidence:
+            if e["field"] != UNMAPPED and e["field"] not in out:
+                out.append(e["field"])
+        return out
+
+    @property
+    def elements(self) -> list[str]:
+        """Every volatile element of the reply by path, mapped or not."""
+        return [e["element"] for e in self.evidence]
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for --json."""
         return {"wsdl": self.wsdl, "pairs": self.pairs, "failed_pairs": self.failed_pairs,
-                "fields": self.fields, "evidence": self.evidence, "at": self.at}
+                "fields": self.fields, "elements": self.elements, "evidence": self.evidence,
+                "at": self.at}
 
 
 def sample_requests(store: Path, sample: int) -> list[dict[str, Any]]:
@@ -66,8 +84,20 @@ def sample_requests(store: Path, sample: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _pair(port: Any, txn: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    return port.authorize_raw(txn), port.authorize_raw(txn)
+def _exchange(adapter: Any, txn: dict[str, Any]) -> dict[str, Any]:
+    """One call: the leaves of the raw reply by path, or the failure's kind and message."""
+    from cutover.adapters.transport import BreakerOpen, CallFailed
+    from cutover.adapters.xmlpaths import reply_leaves
+    try:
+        adapter.call_raw(txn)
+    except (CallFailed, BreakerOpen) as exc:
+        return {"error": exc.reason, "message": str(exc)}
+    _, received = adapter.last_exchange()
+    return {"error": None, "leaves": reply_leaves(received or b"")}
+
+
+def _pair(adapter: Any, txn: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return _exchange(adapter, txn), _exchange(adapter, txn)
 
 
 def _short(value: Any) -> Any:
@@ -75,21 +105,31 @@ def _short(value: Any) -> Any:
     return text[:EXAMPLE_CHARS_MAX] if isinstance(text, str) else text
 
 
-def compare_pairs(pairs: list[tuple[dict[str, Any], dict[str, Any]]], wsdl: str) -> Calibration:
-    """Count, per response field, the pairs whose two answers differ."""
+def compare_pairs(pairs: list[tuple[dict[str, Any], dict[str, Any]]], wsdl: str,
+                  mapped: dict[str, str] | None = None) -> Calibration:
+    """Count, per reply element (path -> text leaves), the pairs whose two replies differ.
+
+    ``mapped`` gives the canonical field of each element path the mapping reads.
+    """
+    mapped = mapped or {}
     ok = [(a, b) for a, b in pairs if a.get("error") is None and b.get("error") is None]
     result = Calibration(wsdl, pairs=len(ok), failed_pairs=len(pairs) - len(ok))
-    names: list[str] = []
+    for a, b in pairs:
+        for one in (a, b):
+            if one.get("error") is not None:
+                result.errors.append((one["error"], one.get("message", one["error"]), None))
+    paths: list[str] = []
     for a, b in ok:
-        for name in (*a, *b):
-            if name not in names and name not in ("txn_id", "error"):
-                names.append(name)
-    for name in names:
-        differing = [(a.get(name), b.get(name)) for a, b in ok if a.get(name) != b.get(name)]
+        for path in (*a["leaves"], *b["leaves"]):
+            if path not in paths:
+                paths.append(path)
+    for path in paths:
+        differing = [(a["leaves"].get(path), b["leaves"].get(path)) for a, b in ok
+                     if a["leaves"].get(path) != b["leaves"].get(path)]
         if differing:
             result.evidence.append({
-                "field": name, "pairs": len(ok), "pairs_differing": len(differing),
-                "share": round(len(differing) / len(ok), 6),
+                "element": path, "field": mapped.get(path, UNMAPPED), "pairs": len(ok),
+                "pairs_differing": len(differing), "share": round(len(differing) / len(ok), 6),
                 "example": [_short(differing[0][0]), _short(differing[0][1])]})
     return result
 
@@ -97,31 +137,36 @@ def compare_pairs(pairs: list[tuple[dict[str, Any], dict[str, Any]]], wsdl: str)
 def calibrate(wsdl: str, mapping: Path, store: Path, sample: int, *,
               address: str | None = None) -> Calibration:
     """Send ``sample`` requests from ``store`` twice each to the live core and compare."""
-    from cutover.adapters.legacy import open_legacy
-    from cutover.adapters.mapping import load_mapping
-    if not load_mapping(mapping).idempotent:
+    from cutover.adapters.mapping import PATH_SEP, load_mapping
+    from cutover.adapters.soap import SoapAdapter, SoapOptions
+    loaded = load_mapping(mapping)
+    if not loaded.idempotent:
         raise ConfigError(f"{mapping}: the operation is not idempotent (idempotent = false);"
                           " sending a request twice could book it twice, so calibration refuses")
     txns = sample_requests(store, sample)
-    options = {"address": address} if address else {}
-    port = open_legacy("soap", wsdl=wsdl, mapping=mapping, **options)
+    adapter = SoapAdapter(loaded, wsdl=wsdl, options=SoapOptions(address=address))
     try:
         with ThreadPoolExecutor(WORKERS) as pool:
-            pairs = list(pool.map(lambda t: _pair(port, t), txns))
+            pairs = list(pool.map(lambda t: _pair(adapter, t), txns))
     finally:
-        port.close()
-    return compare_pairs(pairs, wsdl)
+        adapter.close()
+    mapped = {PATH_SEP.join(f.path): f.canonical for f in loaded.response}
+    mapped |= {PATH_SEP.join(p): "response_code" for p in loaded.code_paths}
+    return compare_pairs(pairs, wsdl, mapped)
 
 
 def _ignore_block(fields: list[str], result: Calibration) -> str:
     lines = ["[ignore]",
              f"# Calibrated {result.at} against {result.wsdl}: {result.pairs} requests sent twice",
              f"# ({result.failed_pairs} pairs failed and were left out); these fields differed.",
+             "# Volatile reply elements (path: canonical field, or (unmapped)):",
+             *[f"#   {e['element']}: {e['field']}" for e in result.evidence],
              "fields = [" + ", ".join(toml_string(f) for f in fields) + "]",
              "evidence = ["]
     for ev in result.evidence:
         example = ", ".join(toml_string(str(x)) for x in ev["example"])
-        lines.append(f"  {{ field = {toml_string(ev['field'])}, pairs = {ev['pairs']},"
+        lines.append(f"  {{ element = {toml_string(ev['element'])},"
+                     f" field = {toml_string(ev['field'])}, pairs = {ev['pairs']},"
                      f" pairs_differing = {ev['pairs_differing']}, share = {ev['share']},"
                      f" example = [{example}] }},")
     return "\n".join([*lines, "]"]) + "\n\n"

@@ -13,6 +13,7 @@ The batch path and the online path keep separate state; use one or the other on 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any, Final
@@ -36,6 +37,7 @@ from cutover.stack.reasons import METHOD_DEFAULT, top_features
 from cutover.stack.retries import retry_plan_one, retry_plans
 from cutover.stack.routing import SuccessTable, choose_route_one, choose_routes, load_gateways
 from cutover.stack.rules import Rules, apply_rules, load_rules, rule_one
+from cutover.stack.scoring import PreparedRow
 
 #: Prediction threads. Measured here (bench/decide.py): one thread predicts about 1M rows/s,
 #: and a second one gains little on an idle machine but loses 3-5x when the other core is
@@ -67,6 +69,10 @@ class DefaultStack:
         self.contrib_method = card.get("reasons", {}).get("method", METHOD_DEFAULT)
         self.state = FeatureState()
         self.online = OnlineFeatures()
+        # Built on the first decide(): a replay never pays for the self-check. The row buffer
+        # and the online state are shared, so concurrent decide() calls take turns.
+        self._prepared: PreparedRow | None = None
+        self._online_lock = threading.Lock()
         # Labels reach the online state only when decide() is first used: a replay that only
         # calls decide_batch never pays for a per-label Python loop.
         self._online_labels: list[tuple[pa.Array, pa.Array, pa.Array]] = []
@@ -143,23 +149,30 @@ class DefaultStack:
         """One online decision from the online state; the same result as decide_batch.
 
         Scalar twins of the batch steps (same arithmetic, checked row by row in the tests):
-        a batch of one through Arrow would cost more than the 2 ms budget.
+        a batch of one through Arrow would cost more than the 0.5 ms budget. The score comes
+        from a prepared row (``cutover.stack.scoring``), with no per-call frame or matrix.
         """
+        with self._online_lock:
+            return self._decide_one(txn)
+
+    def _decide_one(self, txn: dict[str, Any]) -> dict[str, Any]:
         self._flush_online()
         start = time.perf_counter_ns()
         row = {c: txn.get(c) for c in INPUT_COLUMNS}
         row["ts"] = ts_us_of(txn.get("ts"))
-        X = np.asarray([self.online.features(row)], dtype=np.float32)
-        score = float(self.booster.inplace_predict(X)[0])
+        prepared = self._prepared_row()
+        # Slice assignment casts each float to float32 as np.asarray(..., float32) would.
+        prepared.row[0, :] = self.online.features(row)
+        score = prepared.score()
         skip = self.online_health.skipped(self.gateways.names, row["ts"])
         route, fee, p_success, alt, skipped = choose_route_one(
             self.gateways, self.success, row["card_country"], row["currency"],
             row["amount_minor"], row["ts"], skip)
-        decision, rule = rule_one(self.rules, row, float(X[0, CARD_N_1H]), route is not None, score,
-                                  self.review_at, self.decline_at)
+        decision, rule = rule_one(self.rules, row, float(prepared.row[0, CARD_N_1H]),
+                                  route is not None, score, self.review_at, self.decline_at)
         reasons: list[str] = []
         if decision != "approve":
-            contribs = self.contributions(X)
+            contribs = prepared.contributions(self.contrib_method)
             reasons = [f"rule:{rule}", *top_features(contribs, FEATURES)[0]]
         if skipped is not None:
             reasons.append(f"{SKIPPED_UNHEALTHY}:{skipped}")
@@ -169,6 +182,11 @@ class DefaultStack:
                 "model_version": self.model_version,
                 "retry_plan": retry_plan_one(decision, rule, route, alt, p_success),
                 "latency_us": (time.perf_counter_ns() - start) // 1000}
+
+    def _prepared_row(self) -> PreparedRow:
+        if self._prepared is None:
+            self._prepared = PreparedRow(self.booster, FEATURES, NTHREAD_PREDICT)
+        return self._prepared
 
     # -- the shared core -----------------------------------------------------------------------
 

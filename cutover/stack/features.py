@@ -125,22 +125,25 @@ class KeyCodes:
     """A persistent string -> integer code mapping of one history column (null -> -1).
 
     Codes are dense and in insertion order: ``keys`` (Arrow string chunks) holds code -> key.
-    A batch's distinct keys are found by one C hash pass (``dictionary_encode``), then looked
-    up one of two ways, whichever is cheaper for the sizes at hand (measured here: Arrow hashes
-    about 10x faster per key than a Python dict probes one, so at the replay's 65k-row batches
-    over a stable population of ~50k cards the dict path alone cost ~5 ms per column):
+    A batch's keys are looked up one of two ways, whichever is cheaper for the sizes at hand
+    (measured here: Arrow hashes about 10x faster per key than a Python dict probes one, so at
+    the replay's 65k-row batches over a stable population of ~50k cards the dict path alone
+    cost ~5 ms per column):
 
-    - while the mapping holds at most ``ARROW_LOOKUP_RATIO`` x the batch's distinct keys:
-      ``index_in`` against all keys, in C, O(mapping + batch), no Python per key;
-    - beyond that (a dense week of traffic, millions of keys): a Python dict, O(batch distinct
+    - while the mapping holds at most ``ARROW_LOOKUP_RATIO`` x the batch's rows: ``index_in``
+      of the rows against all keys, in C, O(mapping + batch), no Python per key; only the rows
+      not found are hashed again to code the new keys;
+    - beyond that (a dense week of traffic, millions of keys): the batch's distinct keys by one
+      C hash pass (``dictionary_encode``), each probed in a Python dict, O(batch distinct
       keys) at ~200 ns each, whatever the mapping's size. Building it costs about ten Arrow
       passes, so it is built only after ``DICT_AFTER`` batches in a row found the mapping that
       large (one small batch, a stream's last or a drill-down's single row, does not pay for
       it); from then on it is kept up to date until a rebuild drops it.
     """
 
-    #: Arrow lookup while len(mapping) <= this x the batch's distinct keys.
-    ARROW_LOOKUP_RATIO: Final = 8
+    #: Arrow lookup while len(mapping) <= this x the batch's rows (a batch's distinct keys are
+    #: about half its rows in replay, so this is the 8x distinct keys measured before).
+    ARROW_LOOKUP_RATIO: Final = 4
     #: Consecutive batches beyond that ratio before the dict is built.
     DICT_AFTER: Final = 4
 
@@ -164,31 +167,48 @@ class KeyCodes:
     def encode(self, values: pa.Array) -> np.ndarray:
         if pa.types.is_null(values.type):  # an all-null column of no type: no entities
             return np.full(len(values), -1, np.int64)
+        if values.type != pa.string():
+            values = values.cast(pa.string())
+        if self.index is None:
+            self.strain = self.strain + 1 if self.size > self.ARROW_LOOKUP_RATIO * len(values) else 0
+        if self.index is None and self.strain <= self.DICT_AFTER:
+            return self._encode_arrow(values)
         enc = pc.dictionary_encode(values)
         uniq = enc.dictionary
-        if uniq.type != pa.string():
-            uniq = uniq.cast(pa.string())
         # One slot more for nulls: their index is filled with -1, which reads the last slot.
         lut = np.empty(len(uniq) + 1, np.int64)
         lut[-1] = -1
-        if self.index is None:
-            self.strain = self.strain + 1 if self.size > self.ARROW_LOOKUP_RATIO * len(uniq) else 0
-        if self.index is None and self.strain <= self.DICT_AFTER:
-            found = pc.index_in(uniq, value_set=self.keys())
-            new = found.is_null().to_numpy(zero_copy_only=False)
-            lut[:-1] = found.fill_null(-1).to_numpy(zero_copy_only=False)
-            lut[:-1][new] = self.size + np.arange(int(new.sum()), dtype=np.int64)
-        else:
-            index = self._index()
-            # A key not yet in the dict gets the next code: its default is the dict's length.
-            lut[:-1] = np.fromiter(map(index.__getitem__, uniq.to_pylist()), np.int64, len(uniq))
-            new = lut[:-1] >= self.size
+        index = self._index()
+        # A key not yet in the dict gets the next code: its default is the dict's length.
+        lut[:-1] = np.fromiter(map(index.__getitem__, uniq.to_pylist()), np.int64, len(uniq))
+        new = lut[:-1] >= self.size
         if new.any():
-            self.chunks.append(uniq.filter(pa.array(new)))
-            self.size += int(new.sum())
-            if self.size >= 2**31:  # the history stores codes as int32
-                raise OverflowError("KeyCodes: more than 2**31 distinct keys")
+            self._add(uniq.filter(pa.array(new)))
         return lut[enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)]
+
+    def _encode_arrow(self, values: pa.Array) -> np.ndarray:
+        """Look every row up among the known keys in one C pass, then code only the rows not
+        found. Hashing the batch's distinct keys first (``dictionary_encode``) cost a third
+        more: most keys of a batch are known, so the second pass over them found nothing new.
+        New keys take the next codes in order of first appearance, as in the dict path.
+        """
+        found = pc.index_in(values, value_set=self.keys())
+        codes = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        unknown = found.is_null().to_numpy(zero_copy_only=False)
+        if values.null_count:
+            unknown &= values.is_valid().to_numpy(zero_copy_only=False)
+        missing = np.flatnonzero(unknown)
+        if len(missing):
+            enc = pc.dictionary_encode(values.take(pa.array(missing)))
+            codes[missing] = self.size + enc.indices.to_numpy(zero_copy_only=False)
+            self._add(enc.dictionary)
+        return codes
+
+    def _add(self, new_keys: pa.Array) -> None:
+        self.chunks.append(new_keys)
+        self.size += len(new_keys)
+        if self.size >= 2**31:  # the history stores codes as int32
+            raise OverflowError("KeyCodes: more than 2**31 distinct keys")
 
     def _index(self) -> dict[str, int]:
         if self.index is None:
@@ -357,6 +377,16 @@ def _entity_stats(h_ts: np.ndarray, h_codes: np.ndarray, h_lam: np.ndarray, n_co
     return window_stats(all_codes, all_ts, values, windows_us, others, first_query=k)
 
 
+def _float32_matrix(columns: list[np.ndarray]) -> np.ndarray:
+    """``np.column_stack(columns).astype(np.float32)`` without the float64 matrix in between:
+    each column goes through float64 (exact for the integer counts) and is rounded to float32
+    as it is written, so every value is the same, and a batch allocates one matrix, not two."""
+    out = np.empty((len(columns[0]), len(columns)), np.float32)
+    for j, column in enumerate(columns):
+        out[:, j] = np.asarray(column, dtype=np.float64)
+    return out
+
+
 def _batch_columns(batch: pa.Table | pa.RecordBatch) -> dict[str, pa.Array]:
     missing = [c for c in INPUT_COLUMNS if c not in batch.schema.names]
     if missing:
@@ -456,7 +486,7 @@ class FeatureState:
         channel = pc.index_in(cols["channel"], value_set=pa.array(CHANNELS)).fill_null(-1)
         cross = pc.not_equal(cols["card_country"], cols["merchant_country"]).fill_null(False)
         n_lab, n_fraud = self.labels.counts(cols["merchant_id"], ts)
-        mat = np.column_stack([
+        return _float32_matrix([
             lam / float(LOG_SCALE), cross.to_numpy(zero_copy_only=False).astype(np.float64),
             channel.to_numpy(zero_copy_only=False).astype(np.float64),
             card[f"n_{WINDOW_10M_US}"], card[f"n_{WINDOW_1H_US}"], card[f"n_{WINDOW_24H_US}"],
@@ -470,7 +500,6 @@ class FeatureState:
             merch[f"sum_{WINDOW_1H_US}"] / float(LOG_SCALE),
             merch[f"sum_{WINDOW_24H_US}"] / float(LOG_SCALE),
         ])
-        return mat.astype(np.float32)
 
     def _remember(self, ts: np.ndarray, lam: np.ndarray, codes: dict[str, np.ndarray]) -> None:
         now = int(ts[-1])

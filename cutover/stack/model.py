@@ -177,9 +177,19 @@ def _iso(ts_us: int) -> str:
 
 def train(store: Path, registry_dir: Path, *, until: datetime | None = None, seed: int = 0,
           on_progress: Progress | None = None, rounds_max: int = ROUNDS_MAX,
-          labels_as_of: datetime | None = None) -> registry.ModelCard:
-    """Train the fraud model and the success table on ``store``; save them; return the card."""
+          labels_as_of: datetime | None = None, strict: bool = False) -> registry.ModelCard:
+    """Train the fraud model and the success table on ``store``; save them; return the card.
+
+    The card's ``checks`` state constant features and labels without times; with ``strict``
+    either refuses (CheckFailed) before anything is saved.
+    """
+    from cutover.errors import CheckFailed
+    from cutover.stack.checks import constant_features, label_times, training_warnings
     data = collect(Path(store), until, on_progress, labels_as_of)
+    checks = {"constant_features": constant_features(data.X, list(FEATURES)),
+              "labels": label_times(Path(store), until)}
+    if strict and training_warnings(checks):
+        raise CheckFailed("--strict: " + "; ".join(training_warnings(checks)))
     booster, split = fit(data, seed, rounds_max)
     score = booster.inplace_predict(data.X[split:])
     gw = load_gateways()
@@ -201,6 +211,7 @@ def train(store: Path, registry_dir: Path, *, until: datetime | None = None, see
                     "computed_for": ["decline", "review"]},
         "routing": {"model": "smoothed success rate by gateway x card region x currency x hour",
                     "learned_from": "gateway_ok of recorded legacy routes", "rows": table.rows},
+        "checks": checks,
     }
     model_bytes = bytes(booster.save_raw("ubj"))
     version = registry.save(Path(registry_dir), model_bytes, table.to_json(), card)

@@ -63,6 +63,9 @@ def test_demo_runs_every_stage_and_leaves_its_artefacts(two_demos):
     # The ledger's mirror book reconciles against the core's own end-of-day balances.
     assert "reconcile: 0 breaks" in first.stdout
     assert json.loads((demo / "run/reconcile.json").read_text())["breaks"] == []
+    # ... and against the camt.053 statement the core wrote of the same books (issue 18).
+    assert re.search(r"0\W+with\W+the\W+camt\.053\W+statement", first.stdout)
+    assert len(list((demo / "eod").glob("statement_*.camt053.xml"))) == 1
     # The demo's own end-of-day log is clean: every record imports, none is quarantined.
     assert re.search(r"authlog: 12,000 imported, 0 quarantined", first.stdout)
     assert "chain intact" in first.stdout

@@ -59,7 +59,7 @@ def test_inspect_rejects_exit_1(tmp_path):
     rejects = tmp_path / "rejects.jsonl"
     result = _run("files", "inspect", str(bad), "-l", "nacha", "--rejects", str(rejects))
     assert result.returncode == 1
-    assert "rejected line 3 (entry, field amount)" in result.stderr
+    assert "rejected line 3 (record type 6, entry, field amount, positions 30-39)" in result.stderr
     assert json.loads(rejects.read_text())["line"] == 3
 
 
@@ -107,4 +107,33 @@ def test_inspect_delimited_file_exits_0_then_1_on_a_bad_column(tmp_path):
     bad.write_text(good.read_text().replace("|1050|USD", "|10.50|USD"))
     proc = _run("files", "inspect", str(bad), "-l", "legacy_settlement")
     assert proc.returncode == 1
-    assert "rejected line 2 (detail, field amount_minor)" in proc.stderr
+    assert "rejected line 2 (record type D, detail, field amount_minor)" in proc.stderr
+
+
+def test_inspect_levels_of_a_file_with_an_unknown_return_code():
+    """return-r96.ach: --level layout exits 0; the default (all) exits 1 naming R96, its line,
+    record type code, field and positions."""
+    from tests.files_support import DATA_DIR
+
+    path = str(DATA_DIR / "nacha" / "return-r96.ach")
+    assert _run("files", "inspect", path, "-l", "nacha", "--level", "layout").returncode == 0
+    proc = _run("files", "inspect", path, "-l", "nacha")
+    assert proc.returncode == 1
+    assert ("semantic error: line 4 (record type 799, field return_reason_code, positions"
+            " 4-6): return reason code 'R96'") in proc.stderr
+    assert "layout ok, structure ok, semantic invalid" in proc.stderr
+    bad = _run("files", "inspect", path, "-l", "nacha", "--level", "fields")
+    assert bad.returncode == 2 and "allowed values are all, layout, structure, semantic" in \
+        bad.stderr
+
+
+def test_inspect_masks_a_card_number_in_a_shr_entry(tmp_path):
+    """An SHR entry carries the card account number at 55-76: inspect prints it masked."""
+    from tests.files_support import nacha_file, small_ppd_lines
+
+    lines = small_ppd_lines(1, sec="SHR")
+    lines[2] = lines[2][:54] + "4111111111111111".ljust(22) + lines[2][76:]
+    path = nacha_file(tmp_path / "shr.ach", lines)
+    proc = _run("files", "inspect", str(path), "-l", "nacha", "--json")
+    assert "4111111111111111" not in proc.stdout + proc.stderr
+    assert proc.returncode == 0

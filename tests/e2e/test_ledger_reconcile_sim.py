@@ -93,3 +93,52 @@ def test_a_hand_edited_line_fails_the_control_total_naming_it(world, tmp_path):
     path.write_bytes(b"\n".join(lines))
     code, _, message = invoke("shadow", "reconcile", str(run), "--legacy-balances", str(path))
     assert code == 1 and "balance_total" in message and str(path) in message
+
+
+def _statement(world_eod: Path, suffix: str) -> Path:
+    return next(world_eod.glob(f"statement_*{suffix}"))
+
+
+@pytest.mark.parametrize("suffix", [".camt053.xml", ".mt940"])
+def test_mirror_reconciles_with_the_cores_statement(world, suffix):
+    """Zero breaks against the core's own camt.053 and MT940 statements of the same window."""
+    run, balances = world
+    code, stdout, _ = invoke("shadow", "reconcile", str(run), "--statement",
+                             str(_statement(balances.parent, suffix)), "--json")
+    result = json.loads(stdout)
+    assert code == 0 and result["breaks"] == []
+    assert result["accounts_compared"] == _details(balances).num_rows
+    assert result["entries"] > 100
+
+
+def test_one_edited_statement_entry_gives_one_named_break(world, tmp_path):
+    """One entry booked 1.00 higher (closing and net moved with it): exactly one break, naming
+    the account, currency, expected, booked and that entry with its line."""
+    from lxml import etree
+
+    run, balances = world
+    source = _statement(balances.parent, ".camt053.xml")
+    tree = etree.parse(str(source))
+    ns = {"c": "urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"}
+    stmt = tree.xpath("//c:Stmt[c:Ntry/c:CdtDbtInd='CRDT' and"
+                      " c:Bal[c:Tp/c:CdOrPrtry/c:Cd='CLBD']/c:CdtDbtInd='CRDT']", namespaces=ns)[0]
+    entry = stmt.xpath("c:Ntry[c:CdtDbtInd='CRDT']", namespaces=ns)[0]
+    account = stmt.xpath("string(c:Acct/c:Id/c:Othr/c:Id)", namespaces=ns)
+    txn_id = entry.xpath("string(c:AcctSvcrRef)", namespaces=ns)
+    for amount in (entry.xpath("c:Amt", namespaces=ns)[0],
+                   stmt.xpath("c:Bal[c:Tp/c:CdOrPrtry/c:Cd='CLBD']/c:Amt", namespaces=ns)[0],
+                   stmt.xpath("c:TxsSummry/c:TtlNtries/c:TtlNetNtryAmt", namespaces=ns)[0]):
+        whole, _, frac = amount.text.partition(".")
+        amount.text = f"{int(whole) + 1}.{frac}" if frac else str(int(whole) + 1)
+    edited = tmp_path / "edited.camt053.xml"
+    tree.write(str(edited), xml_declaration=True, encoding="utf-8")
+    code, stdout, _ = invoke("shadow", "reconcile", str(run), "--statement", str(edited),
+                             "--json")
+    result = json.loads(stdout)
+    assert code == 1
+    [brk] = result["breaks"]
+    assert brk["account"] == account and brk["booked_minor"] - brk["expected_minor"] in (1, 100)
+    [named] = brk["entries"]
+    assert named["reference"] == txn_id and named["line"] == entry.sourceline
+    assert named["booked_minor"] - named["expected_minor"] == brk["booked_minor"] - \
+        brk["expected_minor"]

@@ -46,7 +46,7 @@ def test_iat_and_return_addenda_are_typed_by_addenda_code():
     ret = FileReader(ach_dir() / "return-WEB.ach", load_layout("nacha"))
     reasons = [b.column("return_reason_code").to_pylist() for t, b in ret.batches()
                if t == "addenda_99"]
-    assert iat.report.by_type["addenda_iat"] == 35
+    assert [iat.report.by_type[f"addenda_{n}"] for n in range(10, 17)] == [5] * 7
     assert reasons == [["R01", "R03"]]
 
 

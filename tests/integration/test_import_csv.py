@@ -48,7 +48,7 @@ def test_import_counts_quarantine_and_reimport(tmp_path, env):
     store = tmp_path / "store"
     runner = CliRunner()
     first = runner.invoke(app, ["import", str(source), "--into", str(store), "--mapping",
-                                str(MAPPING), "--json", "--quiet"])
+                                str(MAPPING), "--json", "--quiet", "--max-quarantine-rate", "0.25"])
     assert first.exit_code == 0, first.output
     total = json.loads(first.stdout)["total"]
     got = (total["read"], total["imported"], total["duplicates"], total["quarantined"])
@@ -65,7 +65,7 @@ def test_import_counts_quarantine_and_reimport(tmp_path, env):
     conflict = next(json.loads(line) for line in quarantine if "conflict" in line)
     assert conflict["this_version"]["ts"] != conflict["other_version"]["ts"]
     again = runner.invoke(app, ["import", str(source), "--into", str(store), "--mapping",
-                                str(MAPPING), "--quiet"])
+                                str(MAPPING), "--quiet", "--max-quarantine-rate", "0.25"])
     assert again.exit_code == 0, again.output
     assert again.stdout.strip() == "read 28 · imported 0 · duplicates 21 · quarantined 7"
     assert count_rows(store) == 20

@@ -65,7 +65,8 @@ def test_unknown_lists_sorted_distinct_codes() -> None:
     [
         ('[codes."00"]\ndecision = "approve"\nreason = "approved"\nretry = "maybe"\n', "'00'"),
         ('[codes."05"]\ndecision = "deny"\nreason = "x"\nretry = "soft"\n', "decision 'deny'"),
-        ('[codes."5"]\ndecision = "decline"\nreason = "x"\nretry = "soft"\n', "'5'"),
+        ('[codes."' + "9" * 33 + '"]\ndecision = "decline"\nreason = "x"\nretry = "soft"\n',
+         "1 to 32"),
         ('[codes."51"]\ndecision = "decline"\nretry = "soft"\n', "'reason'"),
         ("[other]\nx = 1\n", "[codes]"),
         ("codes = [", "not valid TOML"),
@@ -96,3 +97,15 @@ def test_fixtures_dir_override_points_the_default_table_elsewhere(tmp_path, monk
     table = CodeTable.load()
     assert table.lookup("00").reason == "ok_here" and len(table.entries) == 1
     assert table.source == str(tmp_path / "codes" / "legacy_codes.toml")
+
+
+def test_codes_of_any_length_and_alphabet_load(tmp_path) -> None:
+    """Three-digit, one-letter and status-plus-code keys are codes like any other (issue 15)."""
+    path = tmp_path / "codes.toml"
+    path.write_text('[codes."051"]\ndecision = "decline"\nreason = "insufficient_funds"\n'
+                    'retry = "soft"\n[codes.A]\ndecision = "approve"\nreason = "approved"\n'
+                    'retry = "none"\n[codes."D-059"]\ndecision = "decline"\n'
+                    'reason = "suspected_fraud"\nretry = "hard"\n')
+    table = CodeTable.load(path)
+    assert [table.lookup(c).reason for c in ("051", "A", "D-059", "05")] == [
+        "insufficient_funds", "approved", "suspected_fraud", "unknown_code"]

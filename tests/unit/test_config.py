@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cutover import config
+from cutover.adapters.iso8583 import load_switch
 from cutover.errors import ConfigError
 from cutover.paths import shipped_fixtures_dir
 from cutover.shadow.diff_rules import load_diff_rules
@@ -27,6 +28,8 @@ LOADERS = [
     ("routing.toml", load_health),
     ("gateways.toml", load_gateways),
     ("legacy/core.toml", load_core_config),
+    ("iso8583/ascii_switch.toml", load_switch),
+    ("iso8583/binary_switch.toml", load_switch),
 ]
 
 

@@ -257,7 +257,7 @@ def test_a_mapping_rebuild_mid_stream_leaves_features_unchanged():
     kept, large = run(rebuild=False)
     n_cards = len(pc.unique(table["card_token"]))
     assert n_cards == 980 and len(large.keys["card"]) == n_cards  # every card seen
-    # Past 8x a batch's keys the lookup moves from Arrow to the dict: both paths ran here.
+    # Past 4x a batch's rows the lookup moves from Arrow to the dict: both paths ran here.
     assert large.keys["card"].index is not None
     assert len(small.keys["card"]) == len(np.unique(small.history["card"].to_numpy())) < 520
     assert np.array_equal(rebuilt, kept)

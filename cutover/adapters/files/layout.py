@@ -40,6 +40,8 @@ FORMATS: Final = ("fixed", "delimited")
 #: Characters that cannot separate fields: they end lines, pad fields or sign numbers.
 DELIMITERS_REFUSED: Final = frozenset("\r\n -+0123456789")
 SCOPES: Final = ("file", "batch")
+#: Format checkers a layout may name (structure and code tables beyond field layout).
+CHECKERS: Final = ("nacha",)
 BUILTIN: Final = ("legacy_authlog", "legacy_balances", "legacy_settlement", "nacha")
 
 
@@ -137,6 +139,12 @@ class Layout:
     block_pad_record: str | None = None
     source: str = ""
     delimiter: str | None = None
+    #: Pad a line shorter than ``record_length`` with spaces (a warning, not a reject).
+    pad_short_lines: bool = False
+    #: Accept a CR before the line ending "\n" (files written on Windows).
+    accept_crlf: bool = False
+    #: Name of a format checker run beside the layout (structure and code tables): "nacha".
+    checker: str | None = None
     by_name: dict[str, RecordType] = field(default_factory=dict, compare=False)
 
     @property
@@ -221,9 +229,25 @@ def parse_layout(spec: dict[str, Any], source: str = "<dict>") -> Layout:
         records=records, controls=controls, batch_open=head.get("batch_open"),
         block_records=head.get("block_records"), block_pad_record=head.get("block_pad_record"),
         source=source, delimiter=delimiter, by_name=by_name,
+        pad_short_lines=_flag(head, "pad_short_lines", where),
+        accept_crlf=_flag(head, "accept_crlf", where), checker=_checker(head, where),
     )
     _check_references(layout, where)
     return layout
+
+
+def _flag(head: dict[str, Any], key: str, where: str) -> bool:
+    value = head.get(key, False)
+    if not isinstance(value, bool):
+        raise LayoutError(f"{where}: '{key}' must be true or false, got {value!r}")
+    return value
+
+
+def _checker(head: dict[str, Any], where: str) -> str | None:
+    value = head.get("checker")
+    if value is not None and value not in CHECKERS:
+        raise LayoutError(f"{where}: checker must be one of {', '.join(CHECKERS)}, got {value!r}")
+    return value
 
 
 def _delimiter(head: dict[str, Any], ending: str, where: str) -> str | None:

@@ -29,6 +29,7 @@ from cutover.adapters.files.controls import (
 )
 from cutover.adapters.files.delimited import columns as delimited_columns
 from cutover.adapters.files.delimited import to_fixed
+from cutover.adapters.files.findings import Finding, FormatChecker, record_type_code
 from cutover.adapters.files.layout import Layout, RecordType
 from cutover.adapters.tokenize import mask_pans
 from cutover.domain import CURRENCY_EXPONENTS
@@ -37,6 +38,15 @@ from cutover.errors import ControlTotalMismatch, InputError
 #: Bytes read per chunk: big enough to amortise Arrow calls, small enough to bound memory.
 CHUNK_BYTES: Final = 8 * 1024 * 1024
 BATCH_ROWS_DEFAULT: Final = 65_536
+def make_checker(layout: Layout) -> FormatChecker | None:
+    """The format checker the layout names (structure and code tables), or None."""
+    if layout.checker == "nacha":
+        from cutover.adapters.files.nacha import NachaChecker
+
+        return NachaChecker(layout)
+    return None
+
+
 #: Rejects kept in memory for the report (all of them go to the rejects file).
 REJECT_SAMPLE_MAX: Final = 20
 _KNOWN_CURRENCIES: Final = pa.array(sorted(CURRENCY_EXPONENTS))
@@ -51,6 +61,9 @@ class ReadReport:
     by_type: dict[str, int] = field(default_factory=dict)
     checks: list[ControlCheck] = field(default_factory=list)
     reject_sample: list[dict] = field(default_factory=list)
+    #: Structure and code-table findings of the layout's checker, and lines padded or trimmed.
+    findings: list[Finding] = field(default_factory=list)
+    warnings: int = 0
 
 
 class FileReader:
@@ -66,6 +79,7 @@ class FileReader:
         self._tracker = ControlTracker(layout)
         self._batch_ordinal = 0
         self._rejects: IO[str] | None = None
+        self._checker = make_checker(layout)
 
     def batches(self, batch_rows: int = BATCH_ROWS_DEFAULT) -> Iterator[tuple[str, pa.RecordBatch]]:
         """Yield ``(record_type, batch)`` in file order of chunks; fills ``report`` at the end."""
@@ -76,6 +90,7 @@ class FileReader:
         # A second iteration starts over rather than adding to the first one's counts.
         self.report, self._batch_ordinal = ReadReport(), 0
         self._tracker = ControlTracker(self.layout)
+        self._checker = make_checker(self.layout)
         pending: dict[str, list[pa.Table]] = {}
         try:
             if self.rejects_path:
@@ -91,6 +106,8 @@ class FileReader:
             if self._rejects:
                 self._rejects.close()
         self.report.checks = self._tracker.checks()
+        if self._checker is not None:
+            self.report.findings.extend(self._checker.finish(self.report.checks))
 
     def raise_for_controls(self) -> None:
         """Raise ControlTotalMismatch naming every failing total (call after iterating)."""
@@ -147,8 +164,13 @@ class FileReader:
 
     def _process(self, raws: pa.Array, first_line: int) -> Iterator[tuple[str, pa.Table]]:
         numbers = np.arange(first_line, first_line + len(raws), dtype=np.int64)
+        raws, numbers = self._drop_blank(raws, numbers)
+        if not len(raws):
+            return
         self.report.read += len(raws)
-        lines, skip = self._fixed_form(raws, numbers)
+        lines, skip = self._fixed_form(self._lenient(raws, numbers), numbers)
+        if self._checker is not None:
+            self._checker.observe_lines(lines, numbers)
         kinds = self._classify(lines)
         lengths = pc.binary_length(lines).to_numpy(zero_copy_only=False)
         opens = np.zeros(len(lines), np.int64)
@@ -175,9 +197,58 @@ class FileReader:
                                      raws.take(take))
                 if table.num_rows:
                     self._tracker.observe(record.name, table)
+                    if self._checker is not None:
+                        self._checker.observe_records(record.name, table)
                     self.report.by_type[record.name] = \
                         self.report.by_type.get(record.name, 0) + table.num_rows
                     yield record.name, table.drop_columns([BATCH_COLUMN])
+
+    def _drop_blank(self, raws: pa.Array, numbers: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+        """Empty lines (a trailing newline too many) are not records: skipped with a warning."""
+        if self.layout.delimited or not self.layout.pad_short_lines:
+            return raws, numbers
+        blank = pc.less_equal(pc.binary_length(raws), 1).to_numpy(zero_copy_only=False)
+        if blank.any():
+            blank &= np.isin(np.asarray(raws.to_pylist(), dtype=object), [b"", b"\r"])
+        if not blank.any():
+            return raws, numbers
+        for i in np.flatnonzero(blank):
+            self._warn(int(numbers[i]), b"", "empty line skipped")
+        return raws.filter(pa.array(~blank)), numbers[~blank]
+
+    def _lenient(self, raws: pa.Array, numbers: np.ndarray) -> pa.Array:
+        """Drop a CR before the LF and pad short lines, as the layout allows (with a warning).
+
+        Only lines that need it are touched (the rest stay zero-copy), so a clean file costs
+        one length scan.
+        """
+        layout = self.layout
+        if layout.delimited or not (layout.accept_crlf or layout.pad_short_lines):
+            return raws
+        width, ending = layout.record_length, layout.line_ending
+        lengths = pc.binary_length(raws).to_numpy(zero_copy_only=False)
+        fix = np.zeros(len(raws), bool)
+        if layout.accept_crlf and ending == "\n":
+            fix |= lengths == width + 1
+        if layout.pad_short_lines:
+            fix |= (lengths > 0) & (lengths < width)
+        if not fix.any():
+            return raws
+        items = raws.to_pylist()
+        for i in np.flatnonzero(fix):  # rare path: only the lines that need mending
+            line = items[i].removesuffix(b"\r") if layout.accept_crlf else items[i]
+            if layout.pad_short_lines and 0 < len(line) < width:
+                self._warn(int(numbers[i]), line, f"short line of {len(line)} characters"
+                           f" padded with spaces to {width}")
+                line = line.ljust(width, b" ")
+            items[i] = line
+        return pa.array(items, pa.binary())
+
+    def _warn(self, line: int, raw: bytes, reason: str) -> None:
+        self.report.warnings += 1
+        if len(self.report.findings) < REJECT_SAMPLE_MAX:
+            self.report.findings.append(Finding(
+                "layout", line, record_type_code(raw), None, None, reason, "warning"))
 
     def _fixed_form(self, raws: pa.Array, numbers: np.ndarray) -> tuple[pa.Array, np.ndarray]:
         """The lines in the layout's fixed form, and a mask of those already rejected.
@@ -248,12 +319,21 @@ class FileReader:
                           BATCH_COLUMN: pa.array(batch_ord, pa.int64())})
         return table.filter(keep).cast(record.schema().append(pa.field(BATCH_COLUMN, pa.int64())))
 
+    def _positions(self, record_type: str | None, field_name: str | None) -> str | None:
+        """"start-stop" of a field of a fixed-width record type, None when unknown."""
+        if record_type is None or field_name is None or self.layout.delimited:
+            return None
+        spec = next((f for f in self.layout.by_name[record_type].fields
+                     if f.name == field_name), None)
+        return None if spec is None else f"{spec.start}-{spec.stop}"
+
     def _reject(self, raw: bytes, line: int, record_type: str | None, field_name: str | None,
                 reason: str) -> None:
         """Quarantine one line: counted, sampled, and written with card numbers masked."""
         self.report.rejected += 1
         entry = {"file": str(self.path), "line": line, "record_type": record_type,
-                 "field": field_name, "reason": reason,
+                 "record_type_code": record_type_code(raw), "field": field_name,
+                 "positions": self._positions(record_type, field_name), "reason": reason,
                  "raw": mask_pans(raw.decode(self.layout.encoding, errors="replace"))}
         if len(self.report.reject_sample) < REJECT_SAMPLE_MAX:
             self.report.reject_sample.append(entry)

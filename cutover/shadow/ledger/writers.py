@@ -1,8 +1,10 @@
 """Bulk writes of a chained plan, one class per database, behind the same small interface.
 
 SQLite: the sqlite3 driver's ``executemany`` inside the unit of work's transaction (about four
-times SQLAlchemy's generic insert). PostgreSQL: psycopg 3 ``COPY ... FROM STDIN`` fed with CSV
-that pyarrow writes for a whole batch at once. Both only ever INSERT into entries and postings;
+times SQLAlchemy's generic insert). PostgreSQL: psycopg 3 ``COPY ... FROM STDIN``: entries as
+CSV that pyarrow writes for a whole batch at once, postings (four integer columns, twice as
+many rows) in COPY's binary format built by NumPy as one array of fixed-size records, so
+neither side formats or parses a number as text. Both only ever INSERT into entries and postings;
 balances are upserted (added to) in the same transaction.
 """
 
@@ -16,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from cutover.errors import InvariantBroken
 from cutover.shadow.ledger.chain import GENESIS_HASH
 from cutover.shadow.ledger.schema import BOOK_IDS
 from cutover.shadow.ledger.uow import LedgerUnitOfWork
@@ -24,6 +27,15 @@ _KEY_SEP: Final = "\x1f"
 _ENTRY_COLUMNS: Final = ("seq", "book_id", "txn_id", "kind", "ts_us", "currency", "prev_hash",
                          "hash")
 _POSTING_COLUMNS: Final = ("entry_seq", "line", "account_id", "amount_minor")
+#: COPY BINARY framing: signature, flags, header extension length; the trailer ends the data.
+_PGCOPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_PGCOPY_TRAILER: Final = b"\xff\xff"
+#: One ledger_postings row in COPY BINARY: field count, then (byte length, big-endian value) per
+#: column, with the column types of the schema (bigint, smallint, bigint, bigint).
+_POSTING_RECORD: Final = np.dtype([
+    ("fields", ">i2"), ("seq_len", ">i4"), ("entry_seq", ">i8"), ("line_len", ">i4"),
+    ("line", ">i2"), ("account_len", ">i4"), ("account_id", ">i8"), ("amount_len", ">i4"),
+    ("amount_minor", ">i8")])
 
 
 class LedgerWriter:
@@ -145,15 +157,39 @@ class PostgresWriter(LedgerWriter):
 
     def write(self, encoded_entries: Any, postings: pa.Table, deltas: pa.Table) -> None:
         """COPY entries and postings, then add the deltas to the balances."""
-        self._copy("ledger_entries", _ENTRY_COLUMNS, encoded_entries)
-        self._copy("ledger_postings", _POSTING_COLUMNS,
-                   _csv(postings.select(list(_POSTING_COLUMNS))))
+        self._copy("ledger_entries", _ENTRY_COLUMNS, encoded_entries, "csv")
+        self._copy("ledger_postings", _POSTING_COLUMNS, _binary_postings(postings), "binary")
         self.upsert_balances(deltas)
 
-    def _copy(self, table: str, columns: tuple[str, ...], csv: bytes) -> None:
+    def _copy(self, table: str, columns: tuple[str, ...], data: bytes, fmt: str) -> None:
         with self.cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-                           " WITH (FORMAT csv)") as copy:
-            copy.write(csv)
+                           f" WITH (FORMAT {fmt})") as copy:
+            copy.write(data)
+
+
+def _binary_postings(postings: pa.Table) -> bytes:
+    """ledger_postings rows as COPY BINARY data (header, fixed-size records, trailer).
+
+    Every column is NOT NULL and integer, so each record has the same size and the whole
+    batch is four strided NumPy writes. A value outside its column's type is refused here
+    rather than wrapped.
+    """
+    n = postings.num_rows
+    nulls = [c for c in _POSTING_COLUMNS if postings[c].null_count]
+    if nulls:
+        raise InvariantBroken(f"ledger_postings: null values in {nulls}")
+    values = {c: postings[c].to_numpy() for c in _POSTING_COLUMNS}
+    line = values["line"]
+    if n and (int(line.min()) < -2**15 or int(line.max()) >= 2**15):
+        raise InvariantBroken("ledger_postings: a line number does not fit a smallint")
+    records = np.empty(n, _POSTING_RECORD)
+    records["fields"] = len(_POSTING_COLUMNS)
+    for length, column, size in (("seq_len", "entry_seq", 8), ("line_len", "line", 2),
+                                 ("account_len", "account_id", 8),
+                                 ("amount_len", "amount_minor", 8)):
+        records[length] = size
+        records[column] = values[column]
+    return _PGCOPY_HEADER + records.tobytes() + _PGCOPY_TRAILER
 
 
 def _csv(data: pa.Table) -> bytes:

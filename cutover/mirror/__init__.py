@@ -1,0 +1,1 @@
+"""`cutover mirror` and `cutover load`: live traffic through the legacy core, shadowed by the candidate."""
