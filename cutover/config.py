@@ -219,6 +219,7 @@ CONFIG_MODULES: Final[tuple[str, ...]] = (
     "cutover.adapters.mapping",
     "cutover.adapters.columns",
     "cutover.adapters.valuemaps",
+    "cutover.sim.feed_change",
     "cutover.values",
 )
 

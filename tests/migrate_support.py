@@ -45,6 +45,7 @@ def make_report(n: int = 100_000, mismatches: dict[str, int] | None = None,
         "timeline": [],
         "drift": {"features": [{"name": "amount_minor", "psi": 0.01, "status": "ok"}],
                   "new_values": {}, "null_spikes": []},
+        "feed_health": {"version": 1, "findings": []},
     }
     for key, value in overrides.items():
         report[key] = value

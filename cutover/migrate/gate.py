@@ -266,6 +266,7 @@ def _segments(report: dict[str, Any], policy: Policy, source: str) -> list[Check
 def evaluate(report: dict[str, Any], policy: Policy, confidence: float = 0.95, *,
              phase: str = "", source: str = "report") -> GateResult:
     """Judge ``report`` against ``policy``; raise GateInputError if the report is unusable."""
+    from cutover.migrate.feed_gate import feed_checks, quarantine_check
     check_version(report, source)
     if not CONFIDENCE_MIN <= confidence <= CONFIDENCE_MAX:
         raise GateInputError(f"confidence must be between {CONFIDENCE_MIN} and "
@@ -273,5 +274,7 @@ def evaluate(report: dict[str, Any], policy: Policy, confidence: float = 0.95, *
     checks = [_conservation(report, source), _sample(report, policy, source),
               *_rates(report, policy, confidence, source), *_money(report, policy, source),
               *_latency(report, policy, source), *_drift(report, policy, source),
-              *_segments(report, policy, source)]
+              *_segments(report, policy, source),
+              *quarantine_check(report, policy, confidence, source),
+              *feed_checks(report, policy, source)]
     return GateResult(tuple(checks), all(c.passed for c in checks), phase, confidence)

@@ -19,7 +19,15 @@ KNOWN_FIELDS: Final = frozenset({
     "min_sample", "max_rate", "max_false_decline", "max_fraud_let_through",
     "max_candidate_error_rate", "max_latency_p99_ms", "max_psi", "no_new_values",
     "segment_min_n", "segment_max_mismatch_rate", "segment_categories",
+    "feed_checks", "feed_fdr", "max_quarantine_rate",
 })
+#: Groups of feed-health findings a gate can judge (report.json ``feed_health``), by metric.
+FEED_CHECKS: Final = {
+    "quarantine": ("quarantine_rate",), "new_values": ("new_value",), "formats": ("format",),
+    "nulls": ("null_rate",), "distributions": ("amount_shift", "share_shift"),
+    "time_profiles": ("hour_profile", "inter_arrival"),
+}
+FEED_FDR_DEFAULT: Final = 0.01
 
 
 @dataclass(frozen=True)
@@ -38,11 +46,23 @@ class Policy:
     segment_max_mismatch_rate: float | None = None
     #: Mismatch categories a segment's rate counts; empty means every mismatch category.
     segment_categories: tuple[str, ...] = ()
+    #: Feed-health finding groups judged (``FEED_CHECKS``); empty means none.
+    feed_checks: tuple[str, ...] = ()
+    #: False-discovery rate a feed finding's q-value must stay above to pass.
+    feed_fdr: float = FEED_FDR_DEFAULT
+    max_quarantine_rate: float | None = None
 
 
 def _rate(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         raise ConfigError(f"{where} must be a rate between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _fdr(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ConfigError(f"{where} must be a false-discovery rate between 0 and 1 (exclusive), "
+                          f"got {value!r}")
     return float(value)
 
 
@@ -107,13 +127,25 @@ def _require_checks(table: dict[str, Any], policy: Policy, where: str) -> None:
         raise ConfigError(f"{where}: gate.min_sample is missing or 0; a gate needs a sample"
                           " floor (a whole number >= 1) so a tiny replay cannot pass it")
     has_check = (policy.max_rate or policy.max_false_decline or policy.max_fraud_let_through
-                 or policy.no_new_values or any(
+                 or policy.no_new_values or getattr(policy, "feed_checks", ()) or any(
                      getattr(policy, name) is not None for name in (
                          "max_candidate_error_rate", "max_latency_p99_ms", "max_psi",
                          "segment_min_n")))
     if not has_check:
         raise ConfigError(f"{where}: the gate has no check, so it can never fail; set at least"
                           f" one of {', '.join(CHECK_FIELDS)}")
+
+
+def _feed_checks(value: Any, where: str) -> tuple[str, ...]:
+    if value == "all":
+        return tuple(FEED_CHECKS)
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise ConfigError(f'{where} must be "all" or a list of: {", ".join(FEED_CHECKS)}')
+    unknown = sorted(set(value) - set(FEED_CHECKS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown feed check {unknown[0]!r}; "
+                          f"known: {', '.join(FEED_CHECKS)}")
+    return tuple(dict.fromkeys(value))
 
 
 def parse_policy(table: Any, where: str) -> Policy:
@@ -147,6 +179,9 @@ def parse_policy(table: Any, where: str) -> Policy:
         segment_max_mismatch_rate=opt("segment_max_mismatch_rate", _rate),
         segment_categories=_categories(get("segment_categories", []),
                                        f"{where}: gate.segment_categories"),
+        feed_checks=_feed_checks(get("feed_checks", []), f"{where}: gate.feed_checks"),
+        feed_fdr=_fdr(get("feed_fdr", FEED_FDR_DEFAULT), f"{where}: gate.feed_fdr"),
+        max_quarantine_rate=opt("max_quarantine_rate", _rate),
     )
     if (policy.segment_min_n is None) != (policy.segment_max_mismatch_rate is None):
         raise ConfigError(f"{where}: gate.segment_min_n and gate.segment_max_mismatch_rate "

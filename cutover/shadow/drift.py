@@ -13,7 +13,7 @@ all traffic, and would hide in the overall figure.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -25,6 +25,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from cutover.domain import TRAFFIC, TS
+from cutover.shadow.feed_profile import COLUMNS as FEED_COLUMNS
+from cutover.shadow.feed_profile import Coder, Profile
 
 REFERENCE_DAYS: Final = 28
 HEAD_SHARE: Final = 0.25
@@ -40,14 +42,17 @@ NULL_SPIKE_MIN: Final = 0.05
 MERCHANT_MIN_ROWS: Final = 200
 MERCHANTS_SHOWN: Final = 5
 NEW_VALUES_MAX: Final = 50
-COLUMNS: Final = ("ts", "merchant_id", "amount_minor", *CATEGORICAL, *NULLABLE)
+COLUMNS: Final = tuple(dict.fromkeys(("ts", "merchant_id", "amount_minor", *CATEGORICAL,
+                                       *NULLABLE, *FEED_COLUMNS)))
 
 
 class Window:
     """Histograms and counts of one window's rows."""
 
-    def __init__(self) -> None:
+    def __init__(self, coder: Coder | None = None) -> None:
         self.rows = 0
+        #: The feed-health profile of the same rows (``feed_profile``), when a coder is given.
+        self.feed = Profile(coder) if coder is not None else None
         self.amount = np.zeros(len(AMOUNT_EDGES) - 1, np.int64)
         self.values: dict[str, Counter[str]] = {c: Counter() for c in CATEGORICAL}
         self.nulls: Counter[str] = Counter()
@@ -59,10 +64,12 @@ class Window:
         """Amount histogram per merchant."""
         return {m: self.merchant_amount[i] for m, i in self.merchant_index.items()}
 
-    def add(self, table: pa.Table) -> None:
-        """Fold one batch of traffic rows in."""
+    def add(self, table: pa.Table, quarantined: np.ndarray | None = None) -> None:
+        """Fold one batch of traffic rows in (``quarantined``: the rows replay refused)."""
         if table.num_rows == 0:
             return
+        if self.feed is not None:
+            self.feed.add(table, quarantined)
         self.rows += table.num_rows
         bins = _amount_bins(table["amount_minor"])
         self.amount += np.bincount(bins, minlength=len(self.amount))
@@ -243,6 +250,8 @@ class DriftPlan:
     files: tuple[Path, ...] = ()
     #: For ``replay_window_head``: replayed rows with ts before this are the reference.
     split: datetime | None = None
+    #: Value codes shared by the reference and the replay feed profiles.
+    coder: Coder = field(default_factory=Coder, compare=False)
 
 
 def plan_drift(store_files: list[Path], since: datetime | None, until: datetime | None,
@@ -266,7 +275,7 @@ def plan_drift(store_files: list[Path], since: datetime | None, until: datetime 
 
 def scan_reference(plan: DriftPlan) -> Window:
     """The reference window's stats (empty for the head kind: those come from the replay)."""
-    window = Window()
+    window = Window(plan.coder)
     if plan.files:
         _scan(list(plan.files), _between(plan.ref_from, plan.ref_until + timedelta(
             microseconds=1) if plan.kind == "training_window" else plan.ref_until), window.add)
@@ -278,18 +287,20 @@ class DriftState:
 
     def __init__(self, plan: DriftPlan) -> None:
         self.plan = plan
-        self.head = Window()
-        self.replay = Window()
+        self.head = Window(plan.coder)
+        self.replay = Window(plan.coder)
 
-    def add(self, traffic: pa.Table) -> None:
-        """Fold a batch of replayed TRAFFIC rows."""
+    def add(self, traffic: pa.Table, quarantined: np.ndarray | None = None) -> None:
+        """Fold a batch of replayed TRAFFIC rows (``quarantined``: the rows replay refused)."""
         table = traffic.select(list(COLUMNS))
         if self.plan.split is None:
-            self.replay.add(table)
+            self.replay.add(table, quarantined)
             return
         before = pc.fill_null(pc.less(table["ts"], pa.scalar(self.plan.split, TS)), False)
-        self.head.add(table.filter(before))
-        self.replay.add(table.filter(pc.invert(before)))
+        mask = np.asarray(before.to_numpy(zero_copy_only=False), bool)
+        part = (None, None) if quarantined is None else (quarantined[mask], quarantined[~mask])
+        self.head.add(table.filter(before), part[0])
+        self.replay.add(table.filter(pc.invert(before)), part[1])
 
     def finish(self, reference: Window | None) -> dict[str, Any]:
         """The drift section, given the scanned reference (ignored for the head kind)."""

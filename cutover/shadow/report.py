@@ -280,9 +280,9 @@ class ReportState:
         self.rules_reapplied = False
 
     def add(self, diffs: pa.Table, traffic: pa.Table) -> None:
-        """Fold one batch: its DIFF rows and the TRAFFIC rows they answer."""
+        """Fold one batch: its DIFF rows and the TRAFFIC rows they answer (row for row)."""
         self.totals.add(diffs.select(COLUMNS))
-        self.drift.add(traffic)
+        self.drift.add(traffic, _is(diffs["category"], "quarantined"))
 
 
 def drift_plan_for(run: dict[str, Any]) -> Any:
@@ -308,8 +308,11 @@ def _fold_traffic(run: dict[str, Any], state: ReportState) -> None:
     n = run.get("narrowing") or {}
     narrowing = Narrowing(parse_when(n.get("since")), parse_when(n.get("until"), "--until"),
                           n.get("merchant"), n.get("sample"), n.get("limit"))
+    from cutover.store.quarantine import quarantine_reasons
     for table in iter_input(Path(run["store"]), narrowing, READ_BATCH_ROWS):
-        state.drift.add(table)
+        refused = np.asarray(pc.is_valid(quarantine_reasons(table)).to_numpy(
+            zero_copy_only=False), dtype=bool)
+        state.drift.add(table, refused)
 
 
 def _changed_rules(run_dir: Path, run: dict[str, Any]) -> Any:
@@ -401,7 +404,18 @@ def finish_report(run_dir: Path, run: dict[str, Any], checkpoint: dict[str, Any]
         "drift": state.drift.finish(reference) if drift else {
             "features": [], "new_values": {}, "null_spikes": [],
             "note": "the traffic store of this run is gone; drift not computed"},
+        "feed_health": _feed_health(state, reference, run, drift),
     }
+
+
+def _feed_health(state: ReportState, reference: Any, run: dict[str, Any],
+                 drift: bool) -> dict[str, Any]:
+    """The feed-health section (``shadow.feed_section``): findings per field and segment."""
+    from cutover.shadow.feed_section import SECTION_VERSION, feed_section
+    if not drift:
+        return {"version": SECTION_VERSION, "findings": [],
+                "note": "the traffic store of this run is gone; feed health not computed"}
+    return feed_section(state.drift, reference, run)
 
 
 def _run_section(run_dir: Path, run: dict[str, Any]) -> dict[str, Any]:

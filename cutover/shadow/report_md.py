@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cutover.domain import MoneyError, format_money
+from cutover.shadow.feed_report_md import feed_lines
 
 
 def _money(amount_minor: int, currency: str) -> str:
@@ -93,7 +94,8 @@ def _drift(report: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def render_markdown(report: dict[str, Any], charts: list[str]) -> str:
+def render_markdown(report: dict[str, Any], charts: list[str],
+                    feed_chart: str | None = None) -> str:
     """The whole report.md text."""
     run = report["run"]
     head = [f"# Replay report {run.get('run_id', '')}", "",
@@ -103,15 +105,18 @@ def render_markdown(report: dict[str, Any], charts: list[str]) -> str:
             f"- code version {run.get('code_version')}", ""]
     images = [f"![{Path(c).stem}]({c})" for c in charts]
     body = [*_counts(report), *_rates(report), *_money_section(report), *_latency(report),
-            *images, "", *_segments(report), *_drift(report)]
+            *images, "", *_segments(report), *_drift(report), *feed_lines(report, feed_chart)]
     return "\n".join(head + body) + "\n"
 
 
 def write_markdown(run_dir: Path, report: dict[str, Any]) -> Path:
     """Draw the charts and write RUN_DIR/report.md."""
     from cutover.shadow.charts import draw_all
+    from cutover.shadow.feed_report_md import feed_chart as draw_feed_chart
     charts = [str(p.relative_to(run_dir)) for p in draw_all(run_dir, report)]
+    feed = draw_feed_chart(report, Path(run_dir) / "charts")
     path = Path(run_dir) / "report.md"
     from cutover.pan import mask_pans
-    path.write_text(mask_pans(render_markdown(report, charts)), encoding="utf-8")
+    path.write_text(mask_pans(render_markdown(report, charts, str(feed.relative_to(run_dir))
+                                              if feed else None)), encoding="utf-8")
     return path

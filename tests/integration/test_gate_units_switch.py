@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from cutover.cli import app
 from cutover.errors import CutoverError, exit_code_for
 from cutover.replay.engine import run_replay
-from tests.integration.test_replay_drift import BROKEN, _feed_in_major_units
+from tests.integration.test_replay_drift import BROKEN, SWITCH, _feed_in_major_units
 from tests.migrate_support import DEMO_PLAN
 from tests.replay_support import make_traffic, write_store
 
@@ -56,7 +56,8 @@ def test_clean_feed_passes_the_canary_gate(reports):
 
 def test_units_switch_fails_the_canary_gate_naming_the_merchant(reports):
     """Exit 1; the first failing check is the broken merchant's segment, at about half of its
-    1,200 transactions with a different fee, against a 5% limit; nothing but segments fail."""
+    1,200 transactions with a different fee, against a 5% limit; nothing but segment and feed
+    checks fail, and the feed check names the field, the merchant and the switch's time."""
     code, result, message = _gate(reports["broken"])
     failed = [c for c in result["checks"] if not c["passed"]]
     assert code == 1 and not result["passed"]
@@ -65,6 +66,9 @@ def test_units_switch_fails_the_canary_gate_naming_the_merchant(reports):
     assert 40.0 < float(failed[0]["observed"].rstrip("%")) < 60.0
     assert failed[0]["message"].startswith(f"merchant_id={BROKEN}: ")
     assert "fee_change or candidate_error over 1," in failed[0]["message"]
-    assert all(c["name"].startswith("segment ") for c in failed)
+    assert all(c["name"].startswith(("segment ", "feed ")) for c in failed)
+    feed = [c for c in failed if c["name"].startswith("feed ")]
+    assert feed[0]["name"] == f"feed amount_minor @ merchant_id={BROKEN} (amount_shift)"
+    assert f"first seen {SWITCH:%Y-%m-%dT%H}" in feed[0]["observed"]
     # The CLI's one-line diagnostic (stderr in a real shell) names the segment too.
     assert f"merchant_id={BROKEN}" in message
