@@ -221,6 +221,7 @@ CONFIG_MODULES: Final[tuple[str, ...]] = (
     "cutover.adapters.columns",
     "cutover.adapters.valuemaps",
     "cutover.sim.feed_change",
+    "cutover.values",
 )
 
 

@@ -112,5 +112,5 @@ name = "full"
 percent = 100
 approvals = 1
 bake = "1h"
-gate = { min_sample = 1000 }
+gate = { min_sample = 1000, max_candidate_error_rate = 0.5 }
 """

@@ -27,10 +27,10 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 
-from cutover.adapters.importer import assemble_traffic, commit
+from cutover.adapters.importer import assemble_traffic, check_values, commit
 from cutover.adapters.mapping import load_mapping
 from cutover.adapters.soap import CodeLookup
-from cutover.adapters.tokenize import find_pans, tokenize_pan
+from cutover.adapters.tokenize import find_pans, mask_pans, tokenize_text
 from cutover.adapters.transport import CallFailed, Deadline, Exchange, NetworkExchange, Reply
 from cutover.errors import AdapterError, ConfigError
 
@@ -38,13 +38,6 @@ from cutover.errors import AdapterError, ConfigError
 SECRET_HEADERS: Final = ("authorization", "proxy-authorization", "cookie", "set-cookie",
                          "x-api-key", "x-auth-token")
 MATCHER_NAME: Final = "canonical_txn"
-
-
-def tokenize_text(text: str, key: bytes) -> str:
-    """Replace every Luhn-valid digit run in ``text`` by its token."""
-    for pan in set(find_pans(text)):
-        text = re.sub(rf"(?<!\d){pan}(?!\d)", tokenize_pan(pan, key), text)
-    return text
 
 
 def _tokenize_body(body: Any, key: bytes) -> Any:
@@ -254,6 +247,16 @@ def record_calls(mapping_path: Path | str, txns: list[dict[str, Any]], out: Path
 CARD_COUNTRY_UNKNOWN: Final = "ZZ"
 
 
+def _leaves(body: Any) -> dict[str, str]:
+    """Local name -> text of every leaf element of a SOAP body (parsed safely)."""
+    from cutover.xmlsafe import parse_xml
+
+    data = body.encode() if isinstance(body, str) else body
+    root = parse_xml(data or b"")
+    return {el.tag.rsplit("}", 1)[-1]: (el.text or "").strip()
+            for el in root.iter() if isinstance(el.tag, str) and len(el) == 0}
+
+
 def _operation_element(body: Any) -> Any:
     """The first element inside the SOAP Body (the operation or reply), parsed safely."""
     from cutover.xmlsafe import parse_xml
@@ -278,6 +281,15 @@ def _request_row(mapping: Any, body: Any) -> dict[str, Any]:
     return row
 
 
+def refuse_clear_pans(leaves: dict[str, str], side: str) -> None:
+    """Raise ``ValueError`` naming the element when any element, not only the card's, holds a
+    card number in clear (masked in the message): the record is quarantined, never stored."""
+    for name, text in leaves.items():
+        if find_pans(text):
+            raise ValueError(f"card number in clear in {side} element {name}:"
+                             f" {mask_pans(text)}")
+
+
 def _outcome(mapping: Any, codes: Any, response: dict, currency: str) -> dict[str, Any]:
     from cutover.adapters.mapping import read_response, xml_to_nested
     from cutover.adapters.soap import vet_reply
@@ -290,10 +302,10 @@ def _outcome(mapping: Any, codes: Any, response: dict, currency: str) -> dict[st
         element = _operation_element(body)
         if element.tag.endswith("}Fault"):
             code = str(xml_to_nested(element).get("faultcode", "")).rsplit(":", 1)[-1]
-            return {"legacy_decision": "error", "legacy_code": "",
-                    "legacy_reason": f"soap_fault:{code}"}
+            return _error_outcome(f"soap_fault:{code}")
     except CallFailed as exc:
-        return {"legacy_decision": "error", "legacy_code": "", "legacy_reason": exc.reason}
+        return _error_outcome(exc.reason)
+    refuse_clear_pans(_leaves(body), "response")
     raw = read_response(mapping, xml_to_nested(element), currency)
     code = raw.get("response_code") or ""
     decision, reason = codes.lookup(code)
@@ -301,7 +313,35 @@ def _outcome(mapping: Any, codes: Any, response: dict, currency: str) -> dict[st
             "legacy_route": raw.get("route"), "legacy_fee_minor": raw.get("fee_minor") or 0}
 
 
-def import_cassette(path: Path, store: Path, mapping_path: Path | None) -> Any:
+def _error_outcome(reason: str) -> dict[str, Any]:
+    """A recorded legacy failure as a legacy_error outcome: no fee, no route, its reason."""
+    return {"legacy_decision": "error", "legacy_code": "", "legacy_reason": reason,
+            "legacy_route": None, "legacy_fee_minor": 0}
+
+
+def _interaction_row(mapping: Any, codes: Any, request: dict, response: dict,
+                     key: bytes | None = None) -> dict[str, Any]:
+    """One interaction -> one TRAFFIC row dict; ``ValueError`` (and kin) name what is wrong.
+
+    With ``key``, a card number in clear in the card element is tokenised; anywhere else (or
+    without a key) the interaction is refused, masked.
+    """
+    body = request["body"]
+    leaves = _leaves(body)
+    card = next((f.path[-1] for f in mapping.request if f.canonical == "card_token"), None)
+    refuse_clear_pans({k: v for k, v in leaves.items() if key is None or k != card}, "request")
+    if key is not None:
+        # Only the card element can still hold a card number here: tokenise it in place.
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+        body = tokenize_text(text, key)
+    row = _request_row(mapping, body)
+    row |= _outcome(mapping, codes, response, row.get("currency", ""))
+    return row | {"legacy_latency_ms": 0,
+                  "card_country": row.get("card_country", CARD_COUNTRY_UNKNOWN)}
+
+
+def import_cassette(path: Path, store: Path, mapping_path: Path | None,
+                    key: bytes | None = None) -> Any:
     """Import a recorded cassette's SOAP exchanges as TRAFFIC rows (outcome as recorded).
 
     One interaction at a time: a cassette is small by nature (playback is the slow path).
@@ -313,19 +353,18 @@ def import_cassette(path: Path, store: Path, mapping_path: Path | None) -> Any:
     txn_element = txn_element_of(mapping)
     rows, bad = [], []
     for number, (request, response) in enumerate(read_cassette(path), start=1):
-        if element_text(request.get("body"), txn_element) is None:
-            continue  # a WSDL or schema fetch, not a transaction
+        if str(request.get("method", "")).upper() == "GET":
+            continue  # a WSDL or schema fetch, not a transaction: read, but not a record
         try:
-            row = _request_row(mapping, request["body"])
-            row |= _outcome(mapping, codes, response, row.get("currency", ""))
+            if element_text(request.get("body"), txn_element) is None:
+                raise ValueError(f"no transaction id: the request has no {txn_element} element")
+            rows.append(_interaction_row(mapping, codes, request, response, key))
         except (ValueError, KeyError, TypeError, ArithmeticError, AdapterError) as exc:
             bad.append({"file": str(path), "line": number, "field": "interaction",
-                        "reason": str(exc), "record": None})
-            continue
-        rows.append(row | {"legacy_latency_ms": 0,
-                           "card_country": row.get("card_country", CARD_COUNTRY_UNKNOWN)})
+                        "reason": mask_pans(str(exc)), "record": None})
     n = len(rows)
     cols = {name: pa.array([r.get(name) for r in rows]) for name in {k for r in rows for k in r}}
-    table, reasons, fields = assemble_traffic(cols, n, np.full(n, "", dtype=object),
-                                       np.full(n, "", dtype=object))
+    reasons, fields = np.full(n, "", dtype=object), np.full(n, "", dtype=object)
+    check_values(cols, reasons, fields, tokenised=False)
+    table, reasons, fields = assemble_traffic(cols, n, reasons, fields)
     return commit(table, np.arange(1, n + 1), reasons, fields, None, Path(path), store, bad)

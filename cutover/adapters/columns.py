@@ -274,7 +274,16 @@ def parse_times(text: pa.Array, time_format: str) -> pa.Array:
         # Fractional seconds are dropped before parsing: Arrow's strptime has no %f.
         cleaned = pc.replace_substring_regex(cleaned, r"\.\d{1,6}$", "")
         parsed = pc.strptime(cleaned, format="%Y-%m-%d %H:%M:%S", unit="us", error_is_null=True)
+        parsed = _no_rollover(cleaned, parsed, "%Y-%m-%d %H:%M:%S")
     else:
         parsed = pc.strptime(text, format=time_format, unit="us", error_is_null=True)
+        parsed = _no_rollover(text, parsed, time_format)
     return pc.assume_timezone(parsed, "UTC") if parsed.type.tz is None else parsed.cast(
         pa.timestamp("us", tz="UTC"))
+
+
+def _no_rollover(text: pa.Array, parsed: pa.Array, fmt: str) -> pa.Array:
+    """Null where strptime moved a date that does not exist (2026-02-30 -> 2026-03-02)."""
+    from cutover.values import rolled_over
+    return pc.if_else(pa.array(rolled_over(text, parsed, fmt)), pa.scalar(None, parsed.type),
+                      parsed)

@@ -34,10 +34,12 @@ from cutover.adapters.columns import (
     parse_time_column,
     time_format_hint,
 )
-from cutover.adapters.tokenize import mask_pans, tokenize_pan
+from cutover.adapters.tokenize import mask_pans, tokenize_pan, tokenize_text
 from cutover.digest import file_sha256
-from cutover.domain import CHANNELS, TRAFFIC
+from cutover.domain import TRAFFIC
 from cutover.errors import ConfigError, ControlTotalMismatch, InputError, InvariantBroken
+from cutover.pan import CANDIDATE_PATTERN, has_pan
+from cutover.values import amount_problems, code_problems, ts_out_of_range, ts_range_text
 
 QUARANTINE_DIR: Final = "_quarantine"
 #: Where a batch file's chunks wait (inside the store, so publishing is a rename) until the
@@ -173,7 +175,7 @@ def map_columns(table: pa.Table, cmap: ColumnMap, key: bytes | None,
     if "pan" in cols:
         if key is None:
             raise ConfigError("a PAN column needs CUTOVER_TOKEN_KEY to tokenise it")
-        pans = pc.replace_substring(cols.pop("pan"), " ", "")
+        pans = pc.replace_substring_regex(cols.pop("pan"), r"[ .\-]", "")
         bad = ~pc.fill_null(pc.match_substring_regex(pans, r"^\d{13,19}$"), False).to_numpy(
             zero_copy_only=False)
         _reject(reasons, fields, bad, "pan", "not a card number (expected 13-19 digits)")
@@ -195,39 +197,56 @@ def map_columns(table: pa.Table, cmap: ColumnMap, key: bytes | None,
         decisions, codes_reasons, _ = codes.translate(cols["legacy_code"])
         cols["legacy_decision"] = pa.array(np.asarray(decisions, dtype=object), pa.string())
         cols["legacy_reason"] = pa.array(np.asarray(codes_reasons, dtype=object), pa.string())
-    _check_values(cols, reasons, fields, tokenised=True)
+    check_values(cols, reasons, fields, tokenised=True)
     return assemble_traffic(cols, n, reasons, fields)
 
 
-def _check_values(cols: dict[str, pa.Array], reasons: np.ndarray, fields: np.ndarray,
+def check_values(cols: dict[str, pa.Array], reasons: np.ndarray, fields: np.ndarray,
                   tokenised: bool) -> None:
-    """Quarantine rows with a card number in clear or an unknown channel, whatever the source.
+    """Quarantine rows with a card number in clear, an unknown code (currency, country,
+    channel), an implausible time or an amount out of range, whatever the source.
 
     ``tokenised`` says card_token was made here from a PAN column; otherwise the source wrote
     it, and a legacy file that put the card number there must not get it into the store.
     """
     _reject_clear_pans(cols, reasons, fields, skip=("card_token",) if tokenised else ())
-    channel_ok = pc.is_in(cols["channel"], value_set=pa.array(CHANNELS))
-    channel_ok = channel_ok.to_numpy(zero_copy_only=False)
-    _reject(reasons, fields, ~channel_ok, "channel",
-            f"unknown channel; allowed: {', '.join(CHANNELS)}")
+    for name, reason, bad in code_problems(cols):
+        _reject(reasons, fields, bad, name, reason)
+    if "ts" in cols and pa.types.is_timestamp(cols["ts"].type):
+        _reject(reasons, fields, ts_out_of_range(cols["ts"]), "ts",
+                f"time outside the plausible range {ts_range_text()}")
+    if "amount_minor" in cols and "currency" in cols:
+        for reason, bad in amount_problems(cols["amount_minor"], cols["currency"]):
+            _reject(reasons, fields, bad, "amount_minor", reason)
+
+
+def tokenise_card_field(cards: pa.Array, key: bytes) -> pa.Array:
+    """The card field with every card number in it (plain or grouped) replaced by its token;
+    only the rows Arrow's pre-filter picks are looked at in Python."""
+    hits = np.flatnonzero(pc.fill_null(pc.match_substring_regex(cards, CANDIDATE_PATTERN),
+                                       False).to_numpy(zero_copy_only=False))
+    if hits.size == 0:
+        return cards
+    values = cards.to_pylist()
+    for i in hits:
+        values[i] = tokenize_text(values[i], key)
+    return pa.array(values, pa.string())
 
 
 def _reject_clear_pans(cols: dict[str, pa.Array], reasons: np.ndarray, fields: np.ndarray,
                        skip: tuple[str, ...] = ()) -> None:
     """Quarantine rows carrying a card number in a field not mapped as ``pan``.
 
-    A foreign export may hide a PAN in a free-text column; storing it would leak it. Arrow
-    finds the few rows with a long digit run, and only those get the Luhn check.
+    A foreign export may hide a PAN, plain or written in groups, in a free-text column;
+    storing it would leak it. Arrow finds the few rows with a long run of digits and
+    separators, and only those get cutover.pan's check in Python.
     """
-    from cutover.adapters.tokenize import find_pans
-
     for name, array in cols.items():
         if name in skip or not pa.types.is_string(array.type):
             continue
-        runs = pc.fill_null(pc.match_substring_regex(array, r"\d{13,19}"), False)
+        runs = pc.fill_null(pc.match_substring_regex(array, CANDIDATE_PATTERN), False)
         for i in np.flatnonzero(runs.to_numpy(zero_copy_only=False)):
-            if find_pans(array[int(i)].as_py()):
+            if has_pan(array[int(i)].as_py()):
                 _reject(reasons, fields, np.arange(len(reasons)) == i, name,
                         f"card number in clear in {name}")
 
@@ -315,21 +334,32 @@ def unknown_code_counts(table: pa.Table) -> dict[str, int]:
 
 
 def settle(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, fields: np.ndarray,
-           raw: pa.Table | None, source: Path, known: pa.Array
+           raw: pa.Table | None, source: Path, known: pa.Array, roots: list[Path]
            ) -> tuple[pa.Table, int, list[dict[str, Any]]]:
-    """Pure: split mapped rows into (rows to import, number of duplicates, quarantine rows).
+    """Split mapped rows into (rows to import, number of duplicates, quarantine rows).
 
-    A duplicate is a txn_id repeated earlier in ``table`` or present in ``known``.
+    A duplicate is a txn_id repeated earlier in ``table`` or present in ``known``; one whose
+    content differs from the other version (in ``table`` or stored under ``roots``) is a
+    conflict, quarantined with both versions named.
     """
+    from cutover.adapters.conflicts import describe, find_conflicts
+
     ok = reasons == ""
     txn_ids = np.asarray(table["txn_id"].to_pylist(), dtype=object)
     dup = split_duplicates(txn_ids, ok, known)
+    conflict, other = find_conflicts(table, ok, dup, roots)
+    for i in np.flatnonzero(conflict):
+        reasons[i], fields[i] = f"conflict: txn_id {txn_ids[i]} already seen with other content", "txn_id"
     bad_rows = []
-    for i in np.flatnonzero(~ok):
+    for i in np.flatnonzero(~ok | conflict):
         record = raw.slice(int(i), 1).to_pylist()[0] if raw is not None else None
-        bad_rows.append({"file": str(source), "line": int(lines[i]), "field": fields[i],
-                         "reason": reasons[i], "record": record})
-    return table.filter(pa.array(ok & ~dup)), int(dup.sum()), bad_rows
+        row = {"file": str(source), "line": int(lines[i]), "field": fields[i],
+               "reason": reasons[i], "record": record}
+        if conflict[i]:
+            row |= {"this_version": describe(table, int(i)), "other_version": other[int(i)]}
+        bad_rows.append(row)
+    dup &= ~conflict
+    return table.filter(pa.array(ok & ~dup & ~conflict)), int(dup.sum()), bad_rows
 
 
 def commit(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, fields: np.ndarray,
@@ -345,7 +375,7 @@ def commit(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, fields: np.n
 
     counts = ImportCounts(str(source), read=table.num_rows + len(extra_bad))
     imported, counts.duplicates, bad_rows = settle(table, lines, reasons, fields, raw, source,
-                                                   store_txn_ids(store))
+                                                   store_txn_ids(store), [store])
     bad_rows = list(extra_bad) + bad_rows
     write_quarantine(store, source, bad_rows)
     part = "import-" + file_sha256(source)[:16]
@@ -359,68 +389,10 @@ def commit(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, fields: np.n
     return counts
 
 
-def read_csv(path: Path) -> tuple[pa.Table, np.ndarray, list[dict[str, Any]]]:
-    """Read a CSV as text columns; rows of the wrong width are quarantined, not fatal."""
-    import pyarrow.csv as pcsv
-
-    bad: list[dict[str, Any]] = []
-
-    def on_invalid(row: Any) -> str:
-        # Called by Arrow only for malformed rows: rare, so a Python callback is fine.
-        bad.append({"file": str(path), "line": row.number, "field": "",
-                    "reason": f"wrong number of columns ({row.actual_columns} not "
-                              f"{row.expected_columns})", "record": mask_pans(row.text)})
-        return "skip"
-
-    import csv
-
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            names = next(csv.reader(handle), [])
-        # Every column is read as text: inference would turn "0042" into 42.
-        table = pcsv.read_csv(
-            path, parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid),
-            read_options=pcsv.ReadOptions(use_threads=False),
-            convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                strings_can_be_null=True))
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read as CSV: {exc}") from exc
-    bad_lines = {b["line"] for b in bad if b["line"] is not None}
-    lines = np.array([n for n in range(2, table.num_rows + len(bad) + 2) if n not in bad_lines]
-                     [: table.num_rows], dtype=np.int64)
-    return table, lines, bad
-
-
-def read_jsonl(path: Path) -> tuple[pa.Table, np.ndarray, list[dict[str, Any]]]:
-    """Read JSON lines; lines that are not JSON objects are quarantined with their number."""
-    import pyarrow.json as pjson
-
-    try:
-        table = pjson.read_json(path)
-        lines = np.arange(1, table.num_rows + 1)
-        return table, lines, []
-    except pa.ArrowInvalid:
-        pass  # at least one bad line: sort them out one by one below
-    good, lines, bad = [], [], []
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-                if not isinstance(record, dict):
-                    raise ValueError("not a JSON object")
-                good.append({k: None if v is None else str(v) for k, v in record.items()})
-                lines.append(number)
-            except ValueError as exc:
-                bad.append({"file": str(path), "line": number, "field": "",
-                            "reason": f"not JSON: {exc}", "record": mask_pans(text.strip())})
-    return pa.Table.from_pylist(good), np.array(lines, dtype=np.int64), bad
-
-
 def import_file(path: Path, store: Path, fmt: str, cmap: ColumnMap, codes: Any,
                 key: bytes | None) -> ImportCounts:
     """Import one CSV or JSON-lines file into ``store``; return its checked counts."""
+    from cutover.adapters.readers import read_csv, read_jsonl
     table, lines, bad = read_csv(path) if fmt == "csv" else read_jsonl(path)
     table = table.cast(pa.schema([pa.field(n, pa.string()) for n in table.column_names]))
     mapped, reasons, fields = map_columns(table, cmap, key, codes, lines, path)
@@ -467,11 +439,14 @@ def detail_chunks(batches: Iterator[tuple[str, pa.RecordBatch]], chunk_rows: int
         yield pa.concat_tables(pending, promote_options="permissive")
 
 
-def map_layout_chunk(table: pa.Table, codes: Any
+def map_layout_chunk(table: pa.Table, codes: Any, key: bytes | None = None
                      ) -> tuple[pa.Table, np.ndarray, np.ndarray, np.ndarray]:
     """Pure: a batch file's detail records -> (TRAFFIC table, reason per row, field per row,
-    line number per row)."""
+    line number per row). With ``key``, a card number the legacy side wrote in clear in the
+    card field is tokenised; without one, that record is quarantined like any other."""
     cols = {n: table[n].combine_chunks() for n in table.column_names}
+    if key is not None and "card_token" in cols:
+        cols["card_token"] = tokenise_card_field(cols["card_token"], key)
     if "legacy_decision" not in cols:
         decisions, reasons, _ = codes.translate(cols["legacy_code"])
         cols["legacy_decision"] = pa.array(np.asarray(decisions, dtype=object), pa.string())
@@ -480,14 +455,14 @@ def map_layout_chunk(table: pa.Table, codes: Any
     row_reasons, fields = np.full(n, "", dtype=object), np.full(n, "", dtype=object)
     # A batch file's text fields are as untrusted as a CSV's: same card-number and channel
     # checks, and card_token too, since the legacy side wrote it.
-    _check_values(cols, row_reasons, fields, tokenised=False)
+    check_values(cols, row_reasons, fields, tokenised=False)
     mapped, row_reasons, fields = assemble_traffic(cols, n, row_reasons, fields)
     lines = cols["_line"].to_numpy() if "_line" in cols else np.arange(1, n + 1)
     return mapped, row_reasons, fields, lines
 
 
 def import_layout(path: Path, store: Path, layout: str, codes: Any,
-                  chunk_rows: int | None = None) -> ImportCounts:
+                  chunk_rows: int | None = None, key: bytes | None = None) -> ImportCounts:
     """Import a fixed-width or delimited batch file whose detail records carry TRAFFIC fields
     by name, ``chunk_rows`` detail rows at a time (default: ``chunk_rows_setting``).
 
@@ -535,10 +510,10 @@ def import_layout(path: Path, store: Path, layout: str, codes: Any,
         chunks = 0
         for number, table in enumerate(detail_chunks(reader.batches(), chunk_rows)):
             chunks += 1
-            mapped, reasons, fields, lines = map_layout_chunk(table, codes)
+            mapped, reasons, fields, lines = map_layout_chunk(table, codes, key)
             part = ImportCounts(str(path), read=mapped.num_rows)
             imported, part.duplicates, bad_rows = settle(mapped, lines, reasons, fields, table,
-                                                         path, seen)
+                                                         path, seen, [store, staging])
             if bad_rows:
                 write_jsonl(row_rejects, bad_rows, "a")
             if imported.num_rows:

@@ -57,9 +57,9 @@ def import_source(path: Path, store: Path, *, fmt: str = "auto", layout: str | N
         return import_file(path, store, fmt, columns, _column_codes(columns), key)
     if fmt == "layout":
         return import_layout(path, store, layout or "legacy_authlog", load_codes(None),
-                             chunk_rows)
+                             chunk_rows, key=key)
     if fmt == "cassette":
-        return import_cassette(path, store, soap_mapping)
+        return import_cassette(path, store, soap_mapping, key=key)
     if fmt == "iso20022":
         from cutover.adapters.statements.payments import import_payments
 

@@ -34,8 +34,8 @@ def _read_requests(path: Path) -> list[dict[str, Any]]:
     txns = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read requests: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read requests (JSON lines, UTF-8): {exc}") from exc
     for number, line in enumerate(lines, start=1):
         if line.strip():
             try:
@@ -95,10 +95,12 @@ def record(
     from cutover.adapters.cassette import record_calls
     from cutover.adapters.soap import SoapOptions
     from cutover.adapters.tally import ErrorTally
+    from cutover.paths import output_file
 
     key = _token_key()
     if out.is_dir():
         raise InputError(f"--out {out}: is a directory; give the cassette file to write")
+    output_file(out, "--out")
     if requests_file is not None:
         txns = _read_requests(requests_file)
     elif demo_sample and store is not None:
@@ -191,6 +193,9 @@ def import_(
     from rich.progress import Progress
 
     from cutover.adapters.sources import ImportCounts, detect_format, import_source
+    from cutover.paths import output_dir
+
+    output_dir(into, "--into", create=False)
     from cutover.store.errorlog import check_rate_option
 
     check_rate_option(max_quarantine_rate)
@@ -261,7 +266,12 @@ def _check_quarantine(into: Path, sources: list[Path], total: Any, rate_max: flo
 
 def _columns_and_key(mapping: Path | None, kind: str) -> tuple[Any, bytes | None]:
     if kind not in ("csv", "jsonl") or mapping is None:
-        return None, None
+        # A batch file's or cassette's card field is tokenised when a key is set; without
+        # one a card number found there quarantines its record (never stored in clear).
+        import os
+
+        from cutover.adapters.tokenize import TOKEN_KEY_ENV
+        return None, (_token_key() if os.environ.get(TOKEN_KEY_ENV) else None)
     from cutover.adapters.columns import load_columns
     columns = load_columns(mapping)
     key = _token_key() if "pan" in columns.columns.values() else None

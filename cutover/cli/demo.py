@@ -26,7 +26,8 @@ def demo(
                                 "(traffic store, cassette, end-of-day files, models, run, ledger)."),
     size: int = typer.Option(DEMO_SIZE_DEFAULT, "--size", min=5_000, max=5_000_000,
                              help="Transactions to generate (history plus replay window)."),
-    seed: int = typer.Option(DEMO_SEED_DEFAULT, "--seed", help="Seed of the simulated world; "
+    seed: int = typer.Option(DEMO_SEED_DEFAULT, "--seed", min=0, max=2**32 - 1,
+                             help="Seed of the simulated world; "
                              "the same seed gives byte-identical traffic."),
     force: bool = typer.Option(False, "--force", help="Start over in a folder that already holds a demo."),
 ) -> None:

@@ -64,7 +64,7 @@ def inspect(
     as_json: bool = typer.Option(False, "--json",
                                  help="Print one JSON object per record (with record_type and"
                                       " _line), then one per control check."),
-    limit: int = typer.Option(INSPECT_LIMIT_DEFAULT, "--limit", min=0,
+    limit: int = typer.Option(INSPECT_LIMIT_DEFAULT, "--limit", min=0, max=10_000_000,
                               help="Records shown per record type (0 = all)."),
     rejects: Path | None = typer.Option(None, "--rejects",
                                         help="Write rejected lines here as JSON lines (card"

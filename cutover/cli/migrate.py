@@ -100,7 +100,12 @@ def gate(
     from cutover.migrate import gate as gates
     from cutover.migrate import outputs
     from cutover.migrate.plan import load_policy
-
+    from cutover.paths import output_file
+    from cutover.values import number_in
+    number_in(confidence, "--confidence", 0.5, 0.9999)
+    for option, target in (("--junit", junit), ("--markdown", markdown)):
+        if target is not None:
+            output_file(target, option)
     chosen = load_policy(policy, phase)
     data, sha = _read_report(report)
     evidence = gates.evidence_of(data, str(report), sha, str(policy),
@@ -216,6 +221,9 @@ def plan_advance(
                                      help="Confidence of the gate's Wilson intervals."),
 ) -> None:
     """Enter the next phase if its gate passes, approvals are in and the bake time is over."""
+    from cutover.values import number_in
+    # click's FloatRange lets nan through (every comparison with nan is false).
+    number_in(confidence, "--confidence", 0.5, 0.9999)
     data, sha = _read_report(report)
     try:
         event, _ = _machine(db).advance(data, sha, actor, confidence, str(report.resolve()))

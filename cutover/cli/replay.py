@@ -56,6 +56,8 @@ def _legacy_options(wsdl: str | None, mapping: Path | None, cassette: Path | Non
     for key, value in (("wsdl", wsdl), ("mapping", mapping), ("cassette", cassette)):
         if value is not None:
             options[key] = str(value)
+    from cutover.replay.legacy_side import coerce_legacy_options
+    coerce_legacy_options(options)  # refuse a bad option before any model or store is read
     return options
 
 
@@ -88,7 +90,7 @@ def replay_cmd(
     until: str | None = typer.Option(None, "--until", help="Before this UTC date/datetime."),
     merchant: str | None = typer.Option(None, "--merchant", help="Only this merchant_id."),
     sample: float | None = typer.Option(None, "--sample", help="Fraction of txns, by txn_id hash."),
-    limit: int | None = typer.Option(None, "--limit", help="At most this many rows."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many rows."),
     resume: bool = typer.Option(False, "--resume", help="Continue after the last committed batch."),
     force: bool = typer.Option(False, "--force", help="Replace a run directory that is not empty."),
     batch_rows: int = typer.Option(65_536, "--batch-rows", min=1, help="Rows per batch."),
@@ -96,7 +98,7 @@ def replay_cmd(
     address: str | None = typer.Option(None, "--address",
                                        help="Ray cluster address (--engine ray; default:"
                                             " $RAY_ADDRESS, else a local Ray instance)."),
-    workers: int | None = typer.Option(None, "--workers", min=1,
+    workers: int | None = typer.Option(None, "--workers", min=1, max=4_096,
                                        help="Ray workers (--engine ray; default: every CPU of"
                                             " the cluster)."),
     max_error_rate: float = typer.Option(0.05, "--max-error-rate", help="With --legacy soap or"
@@ -114,8 +116,10 @@ def replay_cmd(
     command exits 3 when every call failed and 1 when more than --max-error-rate did.
     """
     from cutover.errors import InputError, InvariantBroken
+    from cutover.paths import output_dir
     from cutover.replay import engine as local_engine
     from cutover.replay.options import ReplayOptions
+    output_dir(run_dir, "--out", create=False)
     if engine not in ("local", "ray"):
         raise InputError(f"--engine {engine!r}: expected local or ray")
     if engine == "local" and (address is not None or workers is not None):

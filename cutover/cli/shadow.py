@@ -1,4 +1,4 @@
-"""CLI commands of the shadow area: `cutover shadow apply|verify|reconcile|compare|balances`.
+"""CLI commands of the shadow area: `cutover shadow apply|verify|anchor|reconcile|compare|balances`.
 
 Thin: each command resolves the ledger database, calls cutover.shadow.ledger, and prints.
 Data goes to stdout (a table, or one JSON object with --json), diagnostics to stderr. pyarrow
@@ -65,7 +65,7 @@ def _print_json(payload: dict[str, Any]) -> None:
 def apply_cmd(
     run_dir: Path = typer.Argument(..., help=RUN_DIR_HELP),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
-    batch_rows: int = typer.Option(100_000, "--batch-rows", min=1,
+    batch_rows: int = typer.Option(100_000, "--batch-rows", min=1, max=10_000_000,
                                    help="Diff rows planned and written at a time; each part"
                                         " file is still one transaction."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar on stderr."),
@@ -105,16 +105,23 @@ def apply_cmd(
 def verify_cmd(
     run_dir: Path | None = typer.Argument(None, help=RUN_DIR_HELP),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    anchor: Path | None = typer.Option(None, "--anchor", help="An anchor file written by"
+                                       " `cutover shadow anchor`: the ledger must still hold"
+                                       " that chain head."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Recompute the audit hash chain and prove the books: exit 1 naming the first bad entry.
 
     Also proves each book sums to zero per currency and the balances equal the postings
-    (exit 4 if not: the ledger's invariants are broken).
+    (exit 4 if not: the ledger's invariants are broken). With CUTOVER_LEDGER_KEY set the
+    chain is checked as HMAC under that key; with --anchor, against an exported head.
     """
     from cutover.errors import ChainBroken, InvariantBroken
+    from cutover.shadow.ledger.anchor import check_anchor, read_anchor
     from cutover.shadow.ledger.verify import verify_ledger
-    report = verify_ledger(_engine(run_dir, db))
+    pinned = read_anchor(anchor) if anchor is not None else None
+    engine = _engine(run_dir, db)
+    report = verify_ledger(engine)
     payload = {"entries": report.entries, "ok": report.ok,
                "chain_break": None if report.chain_break is None else {
                    **report.chain_break.__dict__, "message": str(report.chain_break)},
@@ -123,6 +130,8 @@ def verify_cmd(
         _print_json(payload)
     if report.chain_break is not None:
         raise ChainBroken(f"audit chain broken at {report.chain_break}")
+    if pinned is not None and anchor is not None:
+        check_anchor(engine, pinned, anchor)
     nonzero = [s for s in report.book_sums if s["sum_minor"] != 0]
     if nonzero or report.balance_drift:
         raise InvariantBroken(f"books not zero per currency: {nonzero};"
@@ -130,6 +139,27 @@ def verify_cmd(
     if not as_json:
         out.print(f"chain intact: {report.entries:,} entries verified; every book sums to zero"
                   " per currency; balances equal postings")
+
+
+@shadow_app.command("anchor")
+def anchor_cmd(
+    run_dir: Path | None = typer.Argument(None, help=RUN_DIR_HELP),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    out_file: Path = typer.Option(..., "--out", help="Anchor file to write (JSON); keep it"
+                                  " outside the database's reach."),
+) -> None:
+    """Export the audit chain's head (seq and hash) so a later rewrite can be detected.
+
+    Example: cutover shadow anchor runs/r1 --out anchors/r1.json, then later
+    cutover shadow verify runs/r1 --anchor anchors/r1.json (exit 1 if the ledger was rewritten).
+    """
+    from cutover.paths import output_file
+    from cutover.shadow.ledger.anchor import current_anchor, write_anchor
+    output_file(out_file, "--out")
+    pinned = current_anchor(_engine(run_dir, db))
+    write_anchor(pinned, out_file)
+    out.print(f"anchored seq {pinned.head_seq:,} hash {pinned.head_hash[:16]}…"
+              f"{' (keyed)' if pinned.keyed else ''} to {out_file}")
 
 
 @shadow_app.command("reconcile")

@@ -14,12 +14,14 @@ def add(sim_app: typer.Typer) -> None:
 
 
 def traffic(
-    rows: int = typer.Option(..., "--rows", help="How many transactions to generate."),
-    seed: int = typer.Option(..., "--seed", help="Seed: the same seed gives the same store."),
+    rows: int = typer.Option(..., "--rows", min=1, max=100_000_000,
+                             help="How many transactions to generate."),
+    seed: int = typer.Option(..., "--seed", min=0, max=2**32 - 1,
+                             help="Seed: the same seed gives the same store."),
     out: Path = typer.Option(..., "--out", "-o",
                              help="Store directory (new, empty, or a previous store to replace)."),
     start: str = typer.Option("2026-09-01", "--start", help="First UTC day, YYYY-MM-DD."),
-    days: int | None = typer.Option(None, "--days",
+    days: int | None = typer.Option(None, "--days", min=1, max=3_660,
                                     help="Number of days. Default max(7, rows // 5000)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
 ) -> None:

@@ -53,7 +53,8 @@ def train(
     store: Path = typer.Argument(..., help="Traffic store (day=YYYY-MM-DD/*.parquet)."),
     models: Path | None = typer.Option(None, "--models", help=MODELS_HELP),
     until: str | None = typer.Option(None, "--until", help="Train on rows before this date."),
-    seed: int = typer.Option(0, "--seed", help="Seed: same data and seed give the same version."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1,
+                             help="Seed: same data and seed give the same version."),
     strict: bool = typer.Option(False, "--strict", help="Refuse (exit 1, nothing saved) when a"
                                 " feature is constant or labels have no label time."),
     as_json: bool = typer.Option(False, "--json", help="Print the model card as one JSON object."),
@@ -171,6 +172,8 @@ def _read_txn(text: str) -> dict[str, Any]:
         raise InputError(f"{source}: expected one JSON object (a transaction)")
     if isinstance(txn.get("ts"), str):
         txn["ts"] = _when(txn["ts"], f"{source} field 'ts'")
+    from cutover.values import check_txn
+    check_txn(txn, source)
     return txn
 
 
@@ -186,8 +189,9 @@ def decide(
     from cutover.stack import default_stack
     from cutover.stack.reasons import sentences
 
+    request = _read_txn(txn)  # refused before any model is loaded
     stack = default_stack(_registry(models), version, rules)
-    result = stack.decide(_read_txn(txn))
+    result = stack.decide(request)
     result["reasons"] = sentences(result["reason_codes"], result.get("reason_values"),
                                   getattr(stack, "reference", None))
     if as_json:

@@ -219,6 +219,9 @@ def read_toml(path: Path | str) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): TOML must be UTF-8") \
+            from exc
 
 
 def load_plan(path: Path | str) -> Plan:

@@ -130,6 +130,26 @@ def _categories(value: Any, where: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
+#: Fields that are checks (min_sample is a floor under them, not a check of its own).
+CHECK_FIELDS: Final = tuple(sorted(KNOWN_FIELDS - {"min_sample", "segment_categories"}))
+
+
+def _require_checks(table: dict[str, Any], policy: Policy, where: str) -> None:
+    """A gate that cannot fail guards nothing: refuse one without a sample floor or without a
+    single check (``gate = {}``, or only ``min_sample``)."""
+    if "min_sample" not in table or policy.min_sample < 1:
+        raise ConfigError(f"{where}: gate.min_sample is missing or 0; a gate needs a sample"
+                          " floor (a whole number >= 1) so a tiny replay cannot pass it")
+    has_check = (policy.max_rate or policy.max_false_decline or policy.max_fraud_let_through
+                 or policy.no_new_values or getattr(policy, "feed_checks", ()) or any(
+                     getattr(policy, name) is not None for name in (
+                         "max_candidate_error_rate", "max_latency_p99_ms", "max_psi",
+                         "segment_min_n")))
+    if not has_check:
+        raise ConfigError(f"{where}: the gate has no check, so it can never fail; set at least"
+                          f" one of {', '.join(CHECK_FIELDS)}")
+
+
 def _feed_checks(value: Any, where: str) -> tuple[str, ...]:
     if value == "all":
         return tuple(FEED_CHECKS)
@@ -206,4 +226,5 @@ def parse_policy(table: Any, where: str, fx: Any = None, fx_source: str = "") ->
     if policy.segment_categories and policy.segment_min_n is None:
         raise ConfigError(f"{where}: gate.segment_categories needs gate.segment_min_n and "
                           "gate.segment_max_mismatch_rate")
+    _require_checks(table, policy, where)
     return policy

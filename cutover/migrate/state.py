@@ -62,11 +62,18 @@ def current_phase(events: list[Event]) -> str:
     return changes[-1].to_phase or ""
 
 
+def identity(actor: str) -> str:
+    """One person, however they typed their name: Unicode-normalised (NFKC), case-folded,
+    trimmed, inner whitespace collapsed. ``alice``, ``ALICE`` and `` Alice `` are one approver."""
+    import unicodedata
+    return " ".join(unicodedata.normalize("NFKC", actor).casefold().split())
+
+
 def approvers(events: list[Event], target: str) -> set[str]:
-    """Distinct people who approved ``target`` since the last phase change; older approvals
-    do not carry over a rollback."""
+    """Distinct people (by ``identity``) who approved ``target`` since the last phase change;
+    older approvals do not carry over a rollback."""
     last_change = max(e.seq for e in events if e.action in PHASE_CHANGES)
-    return {e.actor for e in events
+    return {identity(e.actor) for e in events
             if e.action == "approve" and e.to_phase == target and e.seq > last_change}
 
 

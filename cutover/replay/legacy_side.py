@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from cutover.adapters.candidate import error_text
 from cutover.adapters.legacy import MODES, OUTCOME, open_legacy
 from cutover.errors import ConfigError
+from cutover.values import number_in
 
 #: Options of open_legacy passed through from the CLI, with their types.
 _OPTION_TYPES: dict[str, type] = {"calls_per_s": float, "in_flight_max": int, "workers": int,
@@ -26,6 +27,15 @@ _OPTION_TYPES: dict[str, type] = {"calls_per_s": float, "in_flight_max": int, "w
                                   "deadline_s": float, "response_bytes_max": int,
                                   "retry_attempts_max": int, "address": str,
                                   "errors_file": str}
+
+
+#: Allowed range of each numeric option: (low, high, low excluded). A rate of nan or 0 would
+#: switch the throttle off or stall it; a limit of 0 would never let a call through.
+_OPTION_RANGES: dict[str, tuple[float, float, bool]] = {
+    "calls_per_s": (0, 100_000, True), "in_flight_max": (1, 1_024, False),
+    "workers": (1, 256, False), "connect_timeout_s": (0, 3_600, True),
+    "read_timeout_s": (0, 3_600, True), "retry_attempts_max": (0, 10, False),
+    "deadline_s": (0, 3_600, True), "response_bytes_max": (1, 2**31, False)}
 
 
 def coerce_legacy_options(options: dict[str, Any] | None) -> dict[str, Any]:
@@ -42,6 +52,9 @@ def coerce_legacy_options(options: dict[str, Any] | None) -> dict[str, Any]:
             out[key] = _OPTION_TYPES[key](value)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"legacy option {key}={value!r}: {exc}") from exc
+        if key in _OPTION_RANGES:
+            low, high, low_open = _OPTION_RANGES[key]
+            number_in(out[key], f"--legacy-opt {key}", low, high, low_open=low_open)
     return out
 
 

@@ -156,11 +156,15 @@ class _Totals:
                 seg[value][CATEGORIES[c] if c >= 0 else ""] += k
 
     def _timeline(self, t: pa.Table, mismatch: np.ndarray) -> None:
+        from cutover.values import ts_out_of_range
         us = pc.cast(t["ts"], pa.int64())
-        valid = np.asarray(_np(pc.is_valid(us), False), dtype=bool)
+        # A time outside the plausible range (a quarantined year-0001 row) has no place on a
+        # timeline, and would stretch it past what dates and charts can hold.
+        valid = np.asarray(_np(pc.is_valid(us), False), dtype=bool) & ~ts_out_of_range(t["ts"])
         if not valid.any():
             return
-        low, high = int(pc.min(us).as_py()), int(pc.max(us).as_py())
+        kept = us.filter(pa.array(valid))
+        low, high = int(pc.min(kept).as_py()), int(pc.max(kept).as_py())
         self.ts_min = low if self.ts_min is None else min(self.ts_min, low)
         self.ts_max = high if self.ts_max is None else max(self.ts_max, high)
         # Per-minute counters would grow with the span of the traffic (two int64 per minute:
@@ -556,9 +560,15 @@ def write_reports(run_dir: Path, report: dict[str, Any] | None = None) -> dict[s
     for a phase. ``report`` is the already-computed content (the engine's in-flight one);
     None rebuilds it from the run's files.
     """
+    from cutover.pan import mask_value
     from cutover.shadow.report_md import write_markdown
     from cutover.store.checkpoint import write_json_atomic
     report = build_report(run_dir) if report is None else report
+    # Segments carry merchant and customer ids from the store: masked on the way out, like
+    # every writer, so a card number that slipped into an id never reaches a report.
+    masked = mask_value(report)
+    assert isinstance(masked, dict)
+    report = masked
     version = next_report_version(Path(run_dir))
     path = report_path(Path(run_dir), version)
     report["run"]["report_version_of_run"] = version

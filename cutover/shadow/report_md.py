@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cutover.domain import MoneyError, format_money
+from cutover.pan import mask_pans
 from cutover.shadow.feed_report_md import feed_lines
 
 
@@ -147,6 +148,6 @@ def write_markdown(run_dir: Path, report: dict[str, Any], name: str = "report.md
     charts = [str(p.relative_to(run_dir)) for p in draw_all(run_dir, report, folder)]
     feed = draw_feed_chart(report, Path(run_dir) / folder)
     path = Path(run_dir) / name
-    path.write_text(render_markdown(report, charts, str(feed.relative_to(run_dir)) if feed
-                                    else None), encoding="utf-8")
+    path.write_text(mask_pans(render_markdown(report, charts, str(feed.relative_to(run_dir))
+                                              if feed else None)), encoding="utf-8")
     return path

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cutover.domain import CHANNELS, CURRENCY_EXPONENTS
+from cutover.values import ts_out_of_range, ts_range_text
 
 #: Text fields every replayable row must carry (non-null, non-empty).
 REQUIRED_TEXT: Final = ("txn_id", "merchant_id", "mcc", "customer_id", "card_token", "card_bin",
@@ -82,6 +83,8 @@ def _checks(table: pa.Table) -> list[tuple[str, np.ndarray]]:
     for name in REQUIRED_TEXT:
         checks.append((f"missing {name}", _missing_text(table[name])))
     checks.append(("missing ts", _np(pc.is_null(table["ts"]))))
+    checks.append((f"ts outside the plausible range {ts_range_text()}",
+                   ts_out_of_range(table["ts"])))
     amount = table["amount_minor"]
     checks.append(("amount_minor is missing or not positive", _np(pc.less_equal(amount, 0))))
     currencies = pa.array(sorted(CURRENCY_EXPONENTS), pa.string())

@@ -29,6 +29,20 @@ WARM_LOOKBACK: Final = timedelta(days=7, hours=1)
 READ_BATCH_ROWS_MAX: Final = 65_536
 
 
+_EARLIEST: Final = datetime.min.replace(tzinfo=UTC)
+_LATEST: Final = datetime.max.replace(tzinfo=UTC)
+
+
+def shift(when: datetime, delta: timedelta) -> datetime:
+    """``when + delta``, held at the ends of the calendar instead of overflowing: a store may
+    hold a year-0001 or 9999 row written before imports refused them, and replay must reach
+    it to quarantine it, not crash computing a window around it."""
+    try:
+        return when + delta
+    except OverflowError:
+        return _EARLIEST if delta < timedelta(0) else _LATEST
+
+
 def _day_of(folder: Path) -> datetime:
     return datetime.strptime(folder.name.removeprefix("day="), "%Y-%m-%d").replace(tzinfo=UTC)
 
@@ -38,7 +52,7 @@ def _days_within(store: Path, since: datetime | None, until: datetime | None) ->
     days = []
     for folder in day_folders(store):
         start = _day_of(folder)
-        if since is not None and start + timedelta(days=1) <= since:
+        if since is not None and shift(start, timedelta(days=1)) <= since:
             continue
         if until is not None and start >= until:
             continue
@@ -135,8 +149,8 @@ def iter_input(store: Path, narrowing: Narrowing, batch_rows: int) -> Iterator[p
 def rows_before(store: Path, first_ts: datetime, first_txn: str,
                 lookback: timedelta = WARM_LOOKBACK) -> pa.Table:
     """Every store row earlier than (first_ts, first_txn) in store order, within ``lookback``."""
-    start = first_ts - lookback
-    window = Narrowing(since=start, until=first_ts + timedelta(microseconds=1))
+    start = shift(first_ts, -lookback)
+    window = Narrowing(since=start, until=shift(first_ts, timedelta(microseconds=1)))
     pieces = []
     for folder in _days_within(store, window.since, window.until):
         piece = read_day(folder, filter_expr=window.expression())

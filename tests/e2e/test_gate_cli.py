@@ -151,13 +151,28 @@ def test_demo_canary_gate_passes_a_plausible_demo_report(tmp_path):
 
 def test_standalone_policy_file(tmp_path):
     """A policy file with a [gate] table works without --phase; a bad field there is exit 2."""
-    policy = write_plan(tmp_path / "policy.toml", "[gate]\nmin_sample = 200000\n")
+    policy = write_plan(tmp_path / "policy.toml",
+                        "[gate]\nmin_sample = 200000\nmax_rate = { mismatch = 1.0 }\n")
     code, _, message = run(["gate", str(_passing(tmp_path)), "--policy", str(policy)])
     assert code == 1 and "sample size: 100,000 transactions < 200,000" in message
     write_plan(policy, "[gate]\nmin_sample = -1\n")
     code, _, message = run(["gate", str(_passing(tmp_path)), "--policy", str(policy)])
     assert code == 2 and message == (f"{policy}: gate.min_sample must be a whole number >= 0, "
                                      "got -1")
+
+
+@pytest.mark.parametrize(("gate", "fragment"), [
+    ("[gate]\n", "gate.min_sample is missing or 0"),
+    ("gate = {}\n", "gate.min_sample is missing or 0"),
+    ("[gate]\nmax_rate = { mismatch = 0.1 }\n", "gate.min_sample is missing or 0"),
+    ("[gate]\nmin_sample = 0\nmax_psi = 0.2\n", "gate.min_sample is missing or 0"),
+    ("[gate]\nmin_sample = 1000\n", "the gate has no check, so it can never fail"),
+])
+def test_gate_that_cannot_fail_is_input_error(tmp_path, gate, fragment):
+    """A policy without a sample floor, or with no check at all, is refused with exit 2."""
+    policy = write_plan(tmp_path / "policy.toml", gate)
+    code, _, message = run(["gate", str(_passing(tmp_path)), "--policy", str(policy)])
+    assert code == 2 and fragment in message and str(policy) in message
 
 
 def test_nan_in_report_is_unusable(tmp_path):
@@ -177,11 +192,11 @@ def test_status_before_init_is_refused_without_creating_a_db(tmp_path):
 
 
 @pytest.mark.parametrize(("command", "phase_body", "message"), [
-    ("init", 'percent = 5\napprovals = "two"\ngate = {}',
+    ("init", 'percent = 5\napprovals = "two"\ngate = { min_sample = 1, max_rate = { mismatch = 1.0 } }',
      'phase "canary-5": approvals must be a whole number 0..20, got \'two\''),
     ("init", 'percent = 5\ngate = { max_rate = { approve_to_decline = 1.5 } }',
      'phase "canary-5": gate.max_rate.approve_to_decline must be a rate between 0 and 1'),
-    ("gate", 'percent = 5\nbake = "1 week"\ngate = {}',
+    ("gate", 'percent = 5\nbake = "1 week"\ngate = { min_sample = 1, max_rate = { mismatch = 1.0 } }',
      'phase "canary-5": bake must be a duration like "30m", "24h" or "2d", got \'1 week\''),
     ("gate", 'percent = 5\ngate = { segment_min_n = 500 }',
      'phase "canary-5": gate.segment_min_n and gate.segment_max_mismatch_rate go together'),
@@ -207,7 +222,7 @@ def test_confidence_option_changes_the_bound_judged(tmp_path):
     the 99.9% upper bound (2.40%) in the message; an out-of-range confidence is exit 2."""
     path = write_report(tmp_path / "report.json", make_report(10_000, {"approve_to_decline": 190}))
     policy = write_plan(tmp_path / "policy.toml",
-                        "[gate]\nmax_rate = { approve_to_decline = 0.023 }\n")
+                        "[gate]\nmin_sample = 1\nmax_rate = { approve_to_decline = 0.023 }\n")
     base = ["gate", str(path), "--policy", str(policy)]
     assert run(base)[0] == 0
     code, _, message = run([*base, "--confidence", "0.999"])

@@ -68,7 +68,10 @@ def test_missing_store_or_model_exits_2(tmp_path, trained):
     proc = subprocess.run([CUTOVER, "train", str(tmp_path / "none"), "--models", str(tmp_path / "m")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "does not exist" in proc.stderr
-    proc = subprocess.run([CUTOVER, "decide", "--models", str(tmp_path / "m"), "--txn", "{}"],
+    # A valid request, so the missing registry is what is refused (a bad one is refused first).
+    root = Path(__file__).resolve().parents[2]
+    request = "@" + str(root / "cutover" / "fixtures" / "requests" / "decide.json")
+    proc = subprocess.run([CUTOVER, "decide", "--models", str(tmp_path / "m"), "--txn", request],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "cutover train" in proc.stderr
     code, _ = invoke("evaluate", str(trained["store"]), "--models", str(trained["models"]),

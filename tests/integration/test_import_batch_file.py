@@ -14,6 +14,7 @@ import random
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -80,18 +81,28 @@ def test_counts_add_up_rejects_keep_their_lines_and_no_pan_lands(tmp_path, spoil
     assert pan not in (store / "_quarantine" / f"{path.name}.jsonl").read_text()
 
 
-def test_a_token_column_holding_a_pan_is_quarantined(tmp_path, monkeypatch):
-    """A legacy file that put the card number where the token belongs never stores it."""
-    monkeypatch.setenv("CUTOVER_TOKEN_KEY", "test-key-not-secret")
+def test_a_token_column_holding_a_pan_is_tokenised_with_a_key_else_quarantined(tmp_path,
+                                                                              monkeypatch):
+    """A legacy file that put the card number where the token belongs never stores it: with
+    CUTOVER_TOKEN_KEY it is tokenised (5 imported), without one the record is quarantined."""
+    from cutover.adapters.tokenize import tokenize_pan
     base = make_traffic(5, seed=6).select([f.name for f in TRAFFIC])
     tokens = base["card_token"].to_pylist()
-    tokens[1] = make_pan(random.Random(9))
+    pan = make_pan(random.Random(9))
+    tokens[1] = pan
     path = tmp_path / "authlog.txt"
     _authlog(path, base.set_column(base.schema.get_field_index("card_token"), "card_token",
                                    pa.array(tokens)))
-    store = tmp_path / "store"
-    result = CliRunner().invoke(app, ["import", str(path), "--into", str(store),
-                                      "--layout", "legacy_authlog", "--quiet"])
-    assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "read 5 · imported 4 · duplicates 0 · quarantined 1"
-    assert scan_for_pans(store) == []
+    outcomes = (("test-key-not-secret", "read 5 · imported 5 · duplicates 0 · quarantined 0"),
+                ("", "read 5 · imported 4 · duplicates 0 · quarantined 1"))
+    for key, expected in outcomes:
+        monkeypatch.setenv("CUTOVER_TOKEN_KEY", key)
+        store = tmp_path / f"store-{bool(key)}"
+        result = CliRunner().invoke(app, ["import", str(path), "--into", str(store),
+                                          "--layout", "legacy_authlog", "--quiet"])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip() == expected
+        assert scan_for_pans(store) == []
+    stored = [t for p in sorted((tmp_path / "store-True").glob("day=*/*.parquet"))
+              for t in pq.read_table(p)["card_token"].to_pylist()]
+    assert tokenize_pan(pan, b"test-key-not-secret") in stored

@@ -24,10 +24,11 @@ def _row(i: int, pan: str, amount: str = "12.34", when: str = "2026-10-01 10:00:
 
 
 def _write_csv(path, rng):
-    """20 good rows (2 days), 2 in-file duplicates, 5 bad rows, 1 wrong-width line."""
+    """20 good rows (2 days), 1 in-file duplicate, 1 conflict (same id, other card and time),
+    5 bad rows, 1 wrong-width line."""
     rows = [_row(i, make_pan(rng), when=f"2026-10-0{1 + i % 2} 10:00:{i:02d}",
                  code="05" if i % 5 == 0 else "00") for i in range(20)]
-    rows += [_row(3, make_pan(rng)), _row(4, make_pan(rng))]
+    rows += [rows[3], _row(4, make_pan(rng))]
     rows += [_row(90, make_pan(rng), amount="1.234"), _row(91, make_pan(rng), when="yesterday"),
              _row(92, make_pan(rng), channel="fax"), _row(93, "12345")]
     rows += ["P00094,too,few", _row(95, make_pan(rng)).replace("C95", "C" + make_pan(rng))]
@@ -40,7 +41,8 @@ def env(monkeypatch):
 
 
 def test_import_counts_quarantine_and_reimport(tmp_path, env):
-    """28 rows: 20 imported, 2 duplicates, 6 quarantined; re-import imports 0; no PAN on disk."""
+    """28 rows: 20 imported, 1 duplicate, 7 quarantined (one a conflict naming both versions);
+    re-import imports 0; no PAN on disk."""
     source = tmp_path / "partner.csv"
     _write_csv(source, random.Random(3))
     store = tmp_path / "store"
@@ -50,7 +52,7 @@ def test_import_counts_quarantine_and_reimport(tmp_path, env):
     assert first.exit_code == 0, first.output
     total = json.loads(first.stdout)["total"]
     got = (total["read"], total["imported"], total["duplicates"], total["quarantined"])
-    assert got == (28, 20, 2, 6)
+    assert got == (28, 20, 1, 7)
     assert count_rows(store) == 20 and len(store_files(store)) == 2
     table = pq.read_table(store_files(store)[0])
     assert table["amount_minor"].to_pylist()[0] == 1234
@@ -59,11 +61,13 @@ def test_import_counts_quarantine_and_reimport(tmp_path, env):
     assert all(t.startswith("tok_") for t in table["card_token"].to_pylist())
     quarantine = (store / "_quarantine" / "partner.csv.jsonl").read_text().splitlines()
     fields = sorted(json.loads(line)["field"] for line in quarantine)
-    assert fields == ["", "amount_minor", "channel", "customer_id", "pan", "ts"]
+    assert fields == ["", "amount_minor", "channel", "customer_id", "pan", "ts", "txn_id"]
+    conflict = next(json.loads(line) for line in quarantine if "conflict" in line)
+    assert conflict["this_version"]["ts"] != conflict["other_version"]["ts"]
     again = runner.invoke(app, ["import", str(source), "--into", str(store), "--mapping",
                                 str(MAPPING), "--quiet", "--max-quarantine-rate", "0.25"])
     assert again.exit_code == 0, again.output
-    assert again.stdout.strip() == "read 28 · imported 0 · duplicates 22 · quarantined 6"
+    assert again.stdout.strip() == "read 28 · imported 0 · duplicates 21 · quarantined 7"
     assert count_rows(store) == 20
     assert scan_for_pans(tmp_path / "store") == []
 

@@ -34,7 +34,7 @@ name = "canary"
 percent = 60
 approvals = 0
 bake = "0s"
-gate = { min_sample = 10 }
+gate = { min_sample = 10, max_candidate_error_rate = 1.0 }
 """
 
 

@@ -62,6 +62,17 @@ def test_advance_needs_distinct_approvals(machine):
     assert _phase(machine) == "shadow"
 
 
+def test_approver_names_differing_in_case_or_spaces_are_one_person(machine):
+    """alice, ALICE, ' Alice ' and the full-width ａｌｉｃｅ approving are one approval of two."""
+    machine.init(SMALL_PLAN, "small.toml", "carol")
+    for name in ("alice", "ALICE", " Alice ", "\uff41\uff4c\uff49\uff43\uff45"):
+        machine.approve(name)
+    with pytest.raises(PlanError) as info:
+        machine.advance(GOOD, "a" * 64, "carol")
+    assert 'approvals for "canary-1": 1 distinct of 2 needed (have: alice)' in str(info.value)
+    assert _phase(machine) == "shadow"
+
+
 def test_advance_needs_a_passing_report(machine):
     """A 9% approve_to_decline report fails the 5% gate: refused naming the gate check."""
     machine.init(SMALL_PLAN, "small.toml", "alice")

@@ -33,9 +33,13 @@ def test_demo_plan_loads_with_six_phases():
     assert (canary.approvals, canary.bake_s, canary.gate.min_sample) == (1, 1800, 20000)
 
 
+#: A gate that can fail (a sample floor and one check), for plans whose test is elsewhere.
+GATE = "gate = { min_sample = 1, max_rate = { mismatch = 1.0 } }"
+
+
 @pytest.mark.parametrize(("phase_body", "message"), [
-    ('percent = 150\ngate = {}', 'x.toml: phase "p2": percent must be between 0 and 100, got 150'),
-    ('percent = 50\nbake = "2 weeks"\ngate = {}', 'x.toml: phase "p2": bake must be a duration'),
+    ('percent = 150\n' + GATE, 'x.toml: phase "p2": percent must be between 0 and 100, got 150'),
+    ('percent = 50\nbake = "2 weeks"\n' + GATE, 'x.toml: phase "p2": bake must be a duration'),
     ('percent = 50', 'x.toml: phase "p2": gate is missing'),
     ('percent = 50\ngate = { max_rate = { nope = 0.1 } }',
      "x.toml: phase \"p2\": gate.max_rate: unknown category 'nope'"),
@@ -43,8 +47,8 @@ def test_demo_plan_loads_with_six_phases():
      'x.toml: phase "p2": gate.max_false_decline: \'5.001 USD\' has 3 decimals but USD has 2'),
     ('percent = 50\ngate = { min_sampel = 3 }',
      "x.toml: phase \"p2\": unknown gate field 'min_sampel'"),
-    ('percent = 5\ngate = {}', 'x.toml: phase "p2": percent must not decrease'),
-    ('percent = 50\ncountries = ["US"]\ngate = {}',
+    ('percent = 5\n' + GATE, 'x.toml: phase "p2": percent must not decrease'),
+    ('percent = 50\ncountries = ["US"]\n' + GATE,
      'x.toml: phase "p2": countries must keep every entry of "p1"'),
 ])
 def test_bad_plan_names_file_phase_and_field(tmp_path, phase_body, message):

@@ -27,7 +27,7 @@ def test_wilson_known_values():
 
 def test_rate_under_threshold_but_upper_bound_over_fails():
     """1.8% measured on 1,000 is under 2% but its upper bound (~2.8%) is over: FAIL."""
-    policy = parse_policy({"max_rate": {"approve_to_decline": 0.02}}, "t")
+    policy = parse_policy({"min_sample": 1, "max_rate": {"approve_to_decline": 0.02}}, "t")
     result = evaluate(make_report(1000, {"approve_to_decline": 18}), policy, 0.95)
     rate = next(c for c in result.checks if c.name == "rate approve_to_decline")
     assert not rate.passed and not result.passed
@@ -37,14 +37,14 @@ def test_rate_under_threshold_but_upper_bound_over_fails():
 
 def test_same_rate_on_a_big_sample_passes():
     """1.8% on 1,000,000 has an upper bound of 1.83%: PASS under 2%."""
-    policy = parse_policy({"max_rate": {"approve_to_decline": 0.02}}, "t")
+    policy = parse_policy({"min_sample": 1, "max_rate": {"approve_to_decline": 0.02}}, "t")
     result = evaluate(make_report(1_000_000, {"approve_to_decline": 18_000}), policy, 0.95)
     assert result.passed, [c.message for c in result.failures]
 
 
 def test_small_sample_fails_on_sample_size():
     """900 transactions against min_sample 1,000 fails the sample size check only."""
-    policy = parse_policy({"min_sample": 1000}, "t")
+    policy = parse_policy({"min_sample": 1000, "max_rate": {"mismatch": 1.0}}, "t")
     result = evaluate(make_report(900), policy)
     assert [c.name for c in result.failures] == ["sample size"]
     assert result.failures[0].message == "sample size: 900 transactions < 1,000"
@@ -52,7 +52,7 @@ def test_small_sample_fails_on_sample_size():
 
 def test_segment_failure_names_the_segment():
     """A merchant at 41% mismatches over 1,200 txns fails and is named; small ones are not."""
-    policy = parse_policy({"segment_min_n": 1000, "segment_max_mismatch_rate": 0.05}, "t")
+    policy = parse_policy({"min_sample": 1, "segment_min_n": 1000, "segment_max_mismatch_rate": 0.05}, "t")
     segments = [
         {"dimension": "merchant_id", "value": "M00042", "n": 1200, "mismatches": 492},
         {"dimension": "merchant_id", "value": "M00007", "n": 999, "mismatches": 900},
@@ -66,7 +66,7 @@ def test_segment_failure_names_the_segment():
 def test_money_at_risk_per_currency():
     """False declines of 600.00 USD break a 500.00 USD limit; an unlisted currency at risk is
     unusable input naming the currency (the plan must say), not a failure of the candidate."""
-    policy = parse_policy({"max_false_decline": ["500.00 USD"]}, "t")
+    policy = parse_policy({"min_sample": 1, "max_false_decline": ["500.00 USD"]}, "t")
     report = make_report(10_000)
     report["money"]["by_currency"]["USD"]["false_decline_minor"] = 60_000
     result = evaluate(report, policy)
@@ -95,13 +95,13 @@ def test_conservation_false_fails():
     """A report whose replay flagged broken conservation never passes."""
     report = make_report(1000)
     report["counts"]["conservation_ok"] = False
-    result = evaluate(report, parse_policy({}, "t"))
+    result = evaluate(report, parse_policy({"min_sample": 1, "max_rate": {"mismatch": 1.0}}, "t"))
     assert [c.name for c in result.failures] == ["conservation"]
 
 
 def test_latency_drift_and_errors():
     """p99, worst PSI, new category values and candidate error rate each fail on their own."""
-    policy = parse_policy({"max_latency_p99_ms": 1.0, "max_psi": 0.2,
+    policy = parse_policy({"min_sample": 1, "max_latency_p99_ms": 1.0, "max_psi": 0.2,
                            "no_new_values": ["merchant_country"],
                            "max_candidate_error_rate": 0.001}, "t")
     report = make_report(10_000, {"candidate_error": 30})
@@ -122,7 +122,7 @@ def test_unusable_report_names_the_field(mutate, field):
     report = make_report(1000)
     mutate(report)
     with pytest.raises(GateInputError) as info:
-        evaluate(report, parse_policy({"max_latency_p99_ms": 5}, "t"), source="r.json")
+        evaluate(report, parse_policy({"min_sample": 1, "max_latency_p99_ms": 5}, "t"), source="r.json")
     assert str(info.value).startswith("r.json: ") and field in str(info.value)
 
 
@@ -180,7 +180,7 @@ if given is not None:
 
 def test_expected_changes_do_not_count_against_the_rate():
     """500 route changes of which 450 are expected count as 50; the report's rates entry wins."""
-    policy = parse_policy({"max_rate": {"route_change": 0.001}}, "t")
+    policy = parse_policy({"min_sample": 1, "max_rate": {"route_change": 0.001}}, "t")
     report = make_report(100_000, {"route_change": 500})
     report["counts"]["expected_by_category"] = {"route_change": 450}
     check = evaluate(report, policy).checks[-1]
@@ -192,7 +192,7 @@ def test_expected_changes_do_not_count_against_the_rate():
 def test_segment_categories_count_only_the_listed_categories():
     """A segment at 48% route changes and 1% fee changes passes a 5% fee-only limit; at 6%
     fee changes it fails, and the message says which categories were counted."""
-    policy = parse_policy({"segment_min_n": 500, "segment_max_mismatch_rate": 0.05,
+    policy = parse_policy({"min_sample": 1, "segment_min_n": 500, "segment_max_mismatch_rate": 0.05,
                            "segment_categories": ["fee_change", "candidate_error"]}, "t")
 
     def segment(fee_changes: int) -> dict:
@@ -207,7 +207,7 @@ def test_segment_categories_count_only_the_listed_categories():
 
 def test_segment_categories_need_by_category_in_the_report():
     """A report whose segments lack by_category cannot be judged per category: unusable."""
-    policy = parse_policy({"segment_min_n": 1, "segment_max_mismatch_rate": 0.05,
+    policy = parse_policy({"min_sample": 1, "segment_min_n": 1, "segment_max_mismatch_rate": 0.05,
                            "segment_categories": ["fee_change"]}, "t")
     report = make_report(1000, segments=[{"dimension": "channel", "value": "ecom", "n": 10,
                                           "mismatches": 0}])
@@ -235,7 +235,7 @@ def test_bad_segment_categories_are_refused(gate, message):
 def test_higher_confidence_can_close_a_gate():
     """190 of 10,000 against 2.3%: the 95% upper bound (2.19%) and the 99% one (2.28%) pass,
     the 99.9% one (2.40%) fails; the bound shown is the one judged."""
-    policy = parse_policy({"max_rate": {"approve_to_decline": 0.023}}, "t")
+    policy = parse_policy({"min_sample": 1, "max_rate": {"approve_to_decline": 0.023}}, "t")
     report = make_report(10_000, {"approve_to_decline": 190})
     verdicts = {}
     for confidence in (0.95, 0.99, 0.999):

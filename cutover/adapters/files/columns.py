@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from cutover.adapters.files.codecs import OVERPUNCH, packed_decode, packed_encode
 from cutover.adapters.files.layout import FieldSpec
 from cutover.errors import BadRecord
+from cutover.values import rolled_over
 
 _OVERPUNCH_SET = pa.array(list(OVERPUNCH) + list("0123456789"))
 _OVERPUNCH_CHARS = pa.array(list(OVERPUNCH))
@@ -113,7 +114,9 @@ def _decode_date(spec: FieldSpec, text: pa.Array) -> Decoded:
     if spec.format in _STRPTIME:
         parsed = pc.strptime(safe, format=_STRPTIME[spec.format], unit="s", error_is_null=True)
         values = pc.cast(parsed, pa.date32())
-        ok = digits_ok & _np(pc.is_valid(values), False)
+        # strptime moves a day that does not exist (20260230 -> 2026-03-02): refused.
+        ok = digits_ok & _np(pc.is_valid(values), False) & ~rolled_over(
+            safe, parsed, _STRPTIME[spec.format])
         return Decoded(values, ~ok, f"bad {spec.format} date")
     year_digits = 2 if spec.format == "YYDDD" else 4
     year = _np(pc.cast(pc.utf8_slice_codeunits(safe, 0, year_digits), pa.int64()), 0)
@@ -144,7 +147,8 @@ def _decode_timestamp(spec: FieldSpec, text: pa.Array) -> Decoded:
     safe = pc.if_else(pa.array(digits_ok), text, "19700101000000000000")
     seconds = pc.strptime(pc.utf8_slice_codeunits(safe, 0, 14), format="%Y%m%d%H%M%S",
                           unit="s", error_is_null=True)
-    ok = digits_ok & _np(pc.is_valid(seconds), False)
+    ok = digits_ok & _np(pc.is_valid(seconds), False) & ~rolled_over(
+        pc.utf8_slice_codeunits(safe, 0, 14), seconds, "%Y%m%d%H%M%S")
     micros = _np(pc.cast(pc.utf8_slice_codeunits(safe, 14, 20), pa.int64()), 0)
     epoch_s = _np(pc.cast(seconds, pa.int64()), 0)
     values = pa.array(epoch_s * _US_PER_S + micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))

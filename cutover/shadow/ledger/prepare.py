@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cutover.errors import StoreError
@@ -90,6 +91,7 @@ def prepare_part(path: Path, batch_rows: int, head: Head, encode: Encoder,
     for table in read_batches(path, batch_rows):
         plan = plan_postings(table)
         check_balanced(plan)
+        refuse_clear_pans(plan, path)
         if keep is not None:
             plan = keep(plan)
         entries = chain_entries(plan, part.head_after)
@@ -99,14 +101,30 @@ def prepare_part(path: Path, batch_rows: int, head: Head, encode: Encoder,
     return part
 
 
+def refuse_clear_pans(plan: Plan, path: Path) -> None:
+    """Stop before a card number in clear becomes part of the audit chain (it could never be
+    removed again without breaking the chain): txn ids and account names are scanned."""
+    from cutover.errors import InvariantBroken
+    from cutover.pan import CANDIDATE_PATTERN, has_pan, mask_pans
+    for name, values in (("txn_id", plan.txn_id), ("account", plan.account)):
+        hits = pc.fill_null(pc.match_substring_regex(values, CANDIDATE_PATTERN), False)
+        for i in np.flatnonzero(hits.to_numpy(zero_copy_only=False)):
+            text = str(values[int(i)].as_py())
+            if has_pan(text):
+                raise InvariantBroken(f"{path}: a card number in clear in {name}"
+                                      f" {mask_pans(text)!r}; the ledger refuses to chain it")
+
+
 def chain_entries(plan: Plan, head: Head) -> pa.Table:
     """The plan's entries numbered and hashed after ``head`` (ledger_entries columns)."""
     seq = np.arange(head[0] + 1, head[0] + 1 + plan.entries, dtype=np.int64)
     books = pa.array(_BOOK_NAME_BY_ID[plan.book_id], pa.string())
+    legs_currency = plan.currency.take(pa.array(np.repeat(np.arange(plan.entries), 2)))
     cols = chain.EntryColumns(seq, books, plan.txn_id, plan.kind, plan.ts_us, plan.currency,
                               plan.account, plan.amount_minor,
-                              np.arange(0, 2 * plan.entries + 1, 2, dtype=np.int64))
-    prevs, hashes = chain.link(chain.contents(cols), head[1])
+                              np.arange(0, 2 * plan.entries + 1, 2, dtype=np.int64),
+                              plan.account_class, legs_currency)
+    prevs, hashes = chain.link(chain.contents(cols), head[1], chain.ledger_key())
     return pa.table({"seq": seq, "book_id": plan.book_id, "txn_id": plan.txn_id,
                      "kind": plan.kind, "ts_us": plan.ts_us, "currency": plan.currency,
                      "prev_hash": pa.array(prevs, pa.string()),

@@ -19,6 +19,7 @@ from cutover.shadow.ledger.schema import (
     BOOK_NAMES,
     accounts,
     balances,
+    books,
     entries,
     postings,
     progress,
@@ -67,6 +68,8 @@ def verify_ledger(engine: Engine) -> VerifyReport:
         report.chain_break, report.entries = _verify_chain(conn)
         if report.chain_break is None:
             report.chain_break = _check_recorded_head(conn)
+        if report.chain_break is None:
+            report.chain_break = _check_books(conn)
         report.book_sums = _book_sums(conn)
         report.balance_drift = _balance_drift(conn)
     return report
@@ -107,11 +110,22 @@ def _check_recorded_head(conn: Connection) -> Break | None:
                  " missing or its hash changed (entries at the end were deleted or replaced)")
 
 
+def _check_books(conn: Connection) -> Break | None:
+    """The books table must name each book as the chain does: entries hash the name of their
+    book_id, so renaming or swapping books behind the ledger's back must not pass."""
+    stored = {int(b): str(n) for b, n in conn.execute(select(books.c.book_id, books.c.name))}
+    if not stored or stored == {k: v for k, v in BOOK_NAMES.items() if k in stored}:
+        return None
+    return Break(0, "?", "?", "books", f"the books table reads {stored}, but the chain was"
+                 f" written for {dict(BOOK_NAMES)} (a book was renamed or swapped)")
+
+
 def _check_page(conn: Connection, page: list, prev_seq: int, prev_hash: str) -> Break | None:
     seq = np.array([r.seq for r in page], np.int64)
     gaps = np.flatnonzero(seq != np.arange(prev_seq + 1, prev_seq + 1 + len(seq)))
     legs = conn.execute(
-        select(postings.c.entry_seq, accounts.c.name, postings.c.amount_minor)
+        select(postings.c.entry_seq, accounts.c.name, postings.c.amount_minor,
+               accounts.c.account_class, accounts.c.currency)
         .join(accounts, accounts.c.account_id == postings.c.account_id)
         .where(postings.c.entry_seq.between(int(seq[0]), int(seq[-1])))
         .order_by(postings.c.entry_seq, postings.c.line)).all()
@@ -124,9 +138,11 @@ def _check_page(conn: Connection, page: list, prev_seq: int, prev_hash: str) -> 
         pa.array([r.ts_us for r in page], pa.int64()),
         pa.array([r.currency for r in page], pa.string()),
         pa.array([r.name for r in legs], pa.string()),
-        np.array([r.amount_minor for r in legs], np.int64), offsets)
+        np.array([r.amount_minor for r in legs], np.int64), offsets,
+        pa.array([r.account_class for r in legs], pa.string()),
+        pa.array([r.currency for r in legs], pa.string()))
     mismatch = chain.first_mismatch(chain.contents(cols), [r.prev_hash for r in page],
-                                    [r.hash for r in page], prev_hash)
+                                    [r.hash for r in page], prev_hash, chain.ledger_key())
     index = mismatch.index if mismatch is not None else None
     reason = mismatch.reason if mismatch is not None else ""
     if len(gaps) and (index is None or gaps[0] <= index):
