@@ -141,10 +141,11 @@ def _require_checks(table: dict[str, Any], policy: Policy, where: str) -> None:
         raise ConfigError(f"{where}: gate.min_sample is missing or 0; a gate needs a sample"
                           " floor (a whole number >= 1) so a tiny replay cannot pass it")
     has_check = (policy.max_rate or policy.max_false_decline or policy.max_fraud_let_through
-                 or policy.no_new_values or getattr(policy, "feed_checks", ()) or any(
+                 or policy.no_new_values or policy.feed_checks or any(
                      getattr(policy, name) is not None for name in (
                          "max_candidate_error_rate", "max_latency_p99_ms", "max_psi",
-                         "segment_min_n")))
+                         "segment_min_n", "max_quarantine_rate", "max_false_decline_total",
+                         "max_fraud_let_through_total")))
     if not has_check:
         raise ConfigError(f"{where}: the gate has no check, so it can never fail; set at least"
                           f" one of {', '.join(CHECK_FIELDS)}")
