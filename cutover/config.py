@@ -10,6 +10,7 @@ fails when it is stale.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import tomllib
 import types
@@ -20,6 +21,7 @@ from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from cutover import config as registered
 from cutover.errors import ConfigError
 
 #: How many problems one error message lists before "and N more".
@@ -204,7 +206,6 @@ def _type_name(annotation: Any) -> str:
 
 def _load_all_models() -> None:
     """Import the modules that declare models, so the reference is complete."""
-    import importlib
     for name in CONFIG_MODULES:
         importlib.import_module(name)
 
@@ -229,7 +230,6 @@ def write_reference() -> None:
     """Print the reference; run as ``python -m cutover.config``."""
     # Run as __main__, this file is a second module object: the models register with the
     # imported ``cutover.config``, so the reference is read from that one.
-    from cutover import config as registered
     registered._load_all_models()
     sys.stdout.write(registered.reference())
 

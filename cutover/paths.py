@@ -12,6 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Final
 
+from cutover.errors import InputError
+
 #: Environment variable that overrides the fixtures directory (tests, demos, deployments).
 FIXTURES_ENV: Final = "CUTOVER_FIXTURES_DIR"
 
@@ -35,8 +37,6 @@ def output_dir(path: Path | str, option: str, *, create: bool = True) -> Path:
     ``InputError`` naming the option when the path is a file, or a parent is a file, or the
     directory cannot be made: the user learns it before any work, not as a traceback after.
     """
-    from cutover.errors import InputError
-
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise InputError(f"{option} {path}: exists and is not a directory")
@@ -58,8 +58,6 @@ def output_file(path: Path | str, option: str) -> Path:
     ``InputError`` naming the option when the path is a directory or its parent cannot be
     a directory.
     """
-    from cutover.errors import InputError
-
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{option} {path}: is a directory; give a file name")

@@ -20,9 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, runtime_checkable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cutover.adapters.http_candidate import HttpCandidate, is_http_spec
 from cutover.domain import (  # noqa: F401  (the column sets are re-exported for stacks)
     DECISION,
     LABEL_COLUMNS,
@@ -59,7 +61,6 @@ def load_candidate(spec: str, options: dict[str, str] | None = None) -> Candidat
     An ``http://HOST:PORT`` spec is a service of the ``cutover serve`` contract, reached
     through ``HttpCandidate`` with ``options`` as its client settings.
     """
-    from cutover.adapters.http_candidate import HttpCandidate, is_http_spec
     if is_http_spec(spec):
         return HttpCandidate(spec, options)
     module_name, sep, attr = spec.partition(":")
@@ -208,7 +209,6 @@ class CandidateSide:
         """Keep ``rows`` requests spread evenly over ``table`` for ``time_sample``."""
         if table.num_rows == 0:
             return
-        import numpy as np
         picked = np.unique(np.linspace(0, table.num_rows - 1, min(rows, table.num_rows)).astype(int))
         self.sample_rows += request_columns(table).take(pa.array(picked)).to_pylist()
 

@@ -28,11 +28,12 @@ import numpy as np
 import pyarrow as pa
 
 from cutover.adapters.importer import assemble_traffic, check_values, commit
-from cutover.adapters.mapping import load_mapping
-from cutover.adapters.soap import CodeLookup
+from cutover.adapters.mapping import load_mapping, read_request, read_response, xml_to_nested
+from cutover.adapters.soap import CodeLookup, SoapAdapter, SoapOptions, vet_reply
 from cutover.adapters.tokenize import find_pans, mask_pans, tokenize_text
 from cutover.adapters.transport import CallFailed, Deadline, Exchange, NetworkExchange, Reply
 from cutover.errors import AdapterError, ConfigError
+from cutover.xmlsafe import parse_xml
 
 #: Headers that carry credentials or sessions; they never reach a cassette.
 SECRET_HEADERS: Final = ("authorization", "proxy-authorization", "cookie", "set-cookie",
@@ -210,8 +211,6 @@ def record_calls(mapping_path: Path | str, txns: list[dict[str, Any]], out: Path
     ``stop(outcome)`` says so, calling stops and no cassette is written (the outcomes so far
     are returned); otherwise the cassette replaces ``out`` only once complete.
     """
-    from cutover.adapters.soap import SoapAdapter, SoapOptions
-
     mapping = load_mapping(mapping_path)
     options = options or SoapOptions()
     out = Path(out)
@@ -249,8 +248,6 @@ CARD_COUNTRY_UNKNOWN: Final = "ZZ"
 
 def _leaves(body: Any) -> dict[str, str]:
     """Local name -> text of every leaf element of a SOAP body (parsed safely)."""
-    from cutover.xmlsafe import parse_xml
-
     data = body.encode() if isinstance(body, str) else body
     root = parse_xml(data or b"")
     return {el.tag.rsplit("}", 1)[-1]: (el.text or "").strip()
@@ -259,8 +256,6 @@ def _leaves(body: Any) -> dict[str, str]:
 
 def _operation_element(body: Any) -> Any:
     """The first element inside the SOAP Body (the operation or reply), parsed safely."""
-    from cutover.xmlsafe import parse_xml
-
     data = body.encode() if isinstance(body, str) else body
     root = parse_xml(data or b"")
     soap_body = next((el for el in root if isinstance(el.tag, str)
@@ -273,8 +268,6 @@ def _operation_element(body: Any) -> Any:
 
 
 def _request_row(mapping: Any, body: Any) -> dict[str, Any]:
-    from cutover.adapters.mapping import read_request, xml_to_nested
-
     row = read_request(mapping, xml_to_nested(_operation_element(body)))
     if find_pans(str(row.get("card_token", ""))):
         raise ValueError("card number in clear in the cassette")
@@ -291,10 +284,6 @@ def refuse_clear_pans(leaves: dict[str, str], side: str) -> None:
 
 
 def _outcome(mapping: Any, codes: Any, response: dict, currency: str) -> dict[str, Any]:
-    from cutover.adapters.mapping import read_response, xml_to_nested
-    from cutover.adapters.soap import vet_reply
-    from cutover.adapters.transport import CallFailed
-
     body = response["body"]["string"]
     body = body.encode() if isinstance(body, str) else body
     try:

@@ -47,6 +47,7 @@ from cutover.adapters.valuemaps import ValueMap, resolve_map
 from cutover.config import StrictModel, config_model, load
 from cutover.domain import CURRENCY_EXPONENTS, TRAFFIC
 from cutover.errors import ConfigError
+from cutover.values import rolled_over
 
 OUTCOME_DEFAULTS: Final = {"legacy_fee_minor": 0, "legacy_latency_ms": 0}
 #: Canonical fields that may come from a column but are not TRAFFIC columns themselves.
@@ -284,6 +285,5 @@ def parse_times(text: pa.Array, time_format: str) -> pa.Array:
 
 def _no_rollover(text: pa.Array, parsed: pa.Array, fmt: str) -> pa.Array:
     """Null where strptime moved a date that does not exist (2026-02-30 -> 2026-03-02)."""
-    from cutover.values import rolled_over
     return pc.if_else(pa.array(rolled_over(text, parsed, fmt)), pa.scalar(None, parsed.type),
                       parsed)

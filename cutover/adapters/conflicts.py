@@ -20,6 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cutover.errors import StoreError
+from cutover.store.traffic import open_store
+
 CONFLICT_FIELDS: Final = ("ts", "amount_minor", "currency", "merchant_id", "mcc",
                           "merchant_country", "card_token", "customer_id", "channel")
 #: Stored versions looked up per query, so a file of many conflicts reads the store in pages.
@@ -46,9 +49,6 @@ def describe(table: pa.Table, index: int) -> dict[str, str]:
 
 def stored_versions(roots: list[Path], ids: list[str]) -> pa.Table:
     """The compared fields of the rows with ``ids`` in the stores under ``roots``."""
-    from cutover.errors import StoreError
-    from cutover.store.traffic import open_store
-
     pieces = []
     for root in roots:
         try:

@@ -19,6 +19,7 @@ that differs from the in-process one; ``--resume`` opens a fresh session and reb
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,7 @@ from cutover.adapters.transport import (
     Throttle,
 )
 from cutover.adapters.wire import ARROW_TYPE, decisions_table, from_ipc, json_ready, to_ipc
+from cutover.domain import REQUEST_COLUMNS
 from cutover.errors import ConfigError
 
 CONCURRENCY_DEFAULT: Final = 2
@@ -145,7 +147,6 @@ class HttpCandidate:
     def _open_session(self) -> str:
         try:
             body, _ = self._call("/sessions", b"", "application/json")
-            import json
             reply = json.loads(body)
         except (CallFailed, ValueError) as exc:
             raise ConfigError(f"--candidate {self.url}: cannot open a session: {exc}") from exc
@@ -200,7 +201,6 @@ class HttpCandidate:
 
     def decide(self, txn: dict[str, Any]) -> dict[str, Any]:
         """One decision over ``POST /decide`` (the live session); raises ``CandidateCallFailed``."""
-        import json
         body = json.dumps(json_ready({k: txn.get(k) for k in _request_names()})).encode()
         reply, seconds = self._call("/decide", body, "application/json")
         out: dict[str, Any] = json.loads(reply)
@@ -217,7 +217,6 @@ class HttpCandidate:
 
 
 def _request_names() -> tuple[str, ...]:
-    from cutover.domain import REQUEST_COLUMNS
     return REQUEST_COLUMNS
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cutover.adapters.codes import UNKNOWN_REASON, CodeTable
 from cutover.adapters.columns import (
     OUTCOME_DEFAULTS,
     ColumnMap,
@@ -34,11 +35,16 @@ from cutover.adapters.columns import (
     parse_time_column,
     time_format_hint,
 )
+from cutover.adapters.conflicts import describe, find_conflicts
+from cutover.adapters.files import FileReader, load_layout
+from cutover.adapters.readers import read_csv, read_jsonl
 from cutover.adapters.tokenize import mask_pans, tokenize_pan, tokenize_text
+from cutover.adapters.valuemaps import unmapped_mask
 from cutover.digest import file_sha256
 from cutover.domain import TRAFFIC
-from cutover.errors import ConfigError, ControlTotalMismatch, InputError, InvariantBroken
+from cutover.errors import ConfigError, ControlTotalMismatch, InputError, InvariantBroken, StoreError
 from cutover.pan import CANDIDATE_PATTERN, has_pan
+from cutover.store.traffic import move_parts, open_store, write_day_partitions
 from cutover.values import amount_problems, code_problems, ts_out_of_range, ts_range_text
 
 QUARANTINE_DIR: Final = "_quarantine"
@@ -101,8 +107,6 @@ def _reject(reasons: np.ndarray, fields: np.ndarray, bad: np.ndarray, field_name
 def _source_columns(table: pa.Table, cmap: ColumnMap, reasons: np.ndarray,
                     fields: np.ndarray) -> dict[str, pa.Array]:
     """Canonical text columns from the source's, through each coded column's value map."""
-    from cutover.adapters.valuemaps import unmapped_mask
-
     cols: dict[str, pa.Array] = {}
     for column, canonical in cmap.targets():
         values = pc.utf8_trim_whitespace(table[column].combine_chunks().cast(pa.string()))
@@ -287,8 +291,6 @@ def split_duplicates(txn_ids: np.ndarray, ok: np.ndarray, known: pa.Array) -> np
 
 def store_txn_ids(store: Path) -> pa.Array:
     """Every txn_id the store already holds, as one Arrow array (empty for a new store)."""
-    from cutover.errors import StoreError
-    from cutover.store.traffic import open_store
     try:
         ids = open_store(store).to_table(columns=["txn_id"])["txn_id"]
     except StoreError:
@@ -324,8 +326,6 @@ def unknown_code_counts(table: pa.Table) -> dict[str, int]:
     """Pure: {legacy_code: rows} over the rows whose code the code table did not know."""
     if "legacy_reason" not in table.column_names or "legacy_code" not in table.column_names:
         return {}
-    from cutover.adapters.codes import UNKNOWN_REASON
-
     unknown = table.filter(pc.equal(table["legacy_reason"], UNKNOWN_REASON))
     if unknown.num_rows == 0:
         return {}
@@ -342,8 +342,6 @@ def settle(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, fields: np.n
     content differs from the other version (in ``table`` or stored under ``roots``) is a
     conflict, quarantined with both versions named.
     """
-    from cutover.adapters.conflicts import describe, find_conflicts
-
     ok = reasons == ""
     txn_ids = np.asarray(table["txn_id"].to_pylist(), dtype=object)
     dup = split_duplicates(txn_ids, ok, known)
@@ -371,8 +369,6 @@ def commit(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, fields: np.n
     For sources read whole (CSV, JSON lines, cassettes); batch files go through
     ``import_layout``, chunk by chunk.
     """
-    from cutover.store.traffic import write_day_partitions
-
     counts = ImportCounts(str(source), read=table.num_rows + len(extra_bad))
     imported, counts.duplicates, bad_rows = settle(table, lines, reasons, fields, raw, source,
                                                    store_txn_ids(store), [store])
@@ -392,7 +388,6 @@ def commit(table: pa.Table, lines: np.ndarray, reasons: np.ndarray, fields: np.n
 def import_file(path: Path, store: Path, fmt: str, cmap: ColumnMap, codes: Any,
                 key: bytes | None) -> ImportCounts:
     """Import one CSV or JSON-lines file into ``store``; return its checked counts."""
-    from cutover.adapters.readers import read_csv, read_jsonl
     table, lines, bad = read_csv(path) if fmt == "csv" else read_jsonl(path)
     table = table.cast(pa.schema([pa.field(n, pa.string()) for n in table.column_names]))
     mapped, reasons, fields = map_columns(table, cmap, key, codes, lines, path)
@@ -482,9 +477,6 @@ def import_layout(path: Path, store: Path, layout: str, codes: Any,
     duplicates, and the chunks' other parts, with the same names, are staged and published,
     while a (chunk, day) with no new rows writes nothing, so nothing lands twice.
     """
-    from cutover.adapters.files import FileReader, load_layout
-    from cutover.store.traffic import move_parts, write_day_partitions
-
     path, store = Path(path), Path(store)
     chunk_rows = chunk_rows_setting(chunk_rows)
     spec = load_layout(layout)
@@ -566,5 +558,4 @@ def _join_quarantine(target: Path, pieces: list[Path]) -> None:
 
 def load_codes(path: Path | None) -> Any:
     """The code table (cutover/fixtures/codes/legacy_codes.toml unless a mapping names another)."""
-    from cutover.adapters.codes import CodeTable
     return CodeTable.load(path)

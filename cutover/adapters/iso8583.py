@@ -23,11 +23,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final, Literal
 
+import iso8583
+import numpy as np
+import pyarrow as pa
 from pydantic import Field
 
+from cutover.adapters.codes import CodeTable
+from cutover.adapters.importer import assemble_traffic, commit
 from cutover.adapters.tokenize import tokenize_pan
 from cutover.config import StrictModel, config_model, load
 from cutover.errors import ConfigError, InputError
+from cutover.paths import fixtures_dir
 
 #: Request MTI -> response MTI, and the kind of record each pair becomes.
 PAIRS: Final = {"0100": ("0110", "auth"), "0200": ("0210", "financial"),
@@ -90,8 +96,6 @@ class SwitchSpec(StrictModel):
 
 def load_switch(name_or_path: str | Path) -> SwitchSpec:
     """A built-in switch spec by name, or a switch spec TOML by path (ConfigError if invalid)."""
-    from cutover.paths import fixtures_dir
-
     text = str(name_or_path)
     path = fixtures_dir() / "iso8583" / f"{text}.toml" if text in BUILTIN_SWITCHES else Path(text)
     if not path.is_file():
@@ -108,8 +112,6 @@ def load_switch(name_or_path: str | Path) -> SwitchSpec:
 @lru_cache(maxsize=1)
 def currency_by_numeric() -> dict[str, str]:
     """ISO 4217 numeric -> alphabetic code (fixtures/codes/iso4217_numeric.toml)."""
-    from cutover.paths import fixtures_dir
-
     path = fixtures_dir() / "codes" / "iso4217_numeric.toml"
     return dict(tomllib.loads(path.read_text(encoding="utf-8"))["numeric"])
 
@@ -159,8 +161,6 @@ class LogRead:
 def decode_message(body: bytes, offset: int, switch: SwitchSpec, spec: dict[str, Any],
                    key: bytes) -> Message:
     """Decode one message and tokenise its PAN; InputError names the offset and the field."""
-    import iso8583
-
     try:
         decoded, _ = iso8583.decode(body, spec)
     except iso8583.DecodeError as exc:
@@ -263,13 +263,6 @@ def import_iso8583(path: str | Path, store: str | Path, switch: str | Path, key:
 
     ``year`` dates field 7 (MMDDhhmmss carries none); by default the current UTC year.
     """
-    import numpy as np
-    import pyarrow as pa
-
-    from cutover.adapters.codes import CodeTable
-    from cutover.adapters.importer import assemble_traffic, commit
-    from cutover.paths import fixtures_dir
-
     path, spec = Path(path), load_switch(switch)
     read = read_log(path, spec, key, year or dt.datetime.now(dt.UTC).year)
     n = len(read.records)

@@ -10,11 +10,17 @@ an outcome with decision ``error``. ``open_legacy`` raises ``ConfigError`` for a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 import pyarrow as pa
 
+from cutover.adapters.cassette import PlaybackExchange, playback, txn_element_of
+from cutover.adapters.mapping import load_mapping
+from cutover.adapters.soap import SoapAdapter, SoapOptions
+from cutover.adapters.tokenize import mask_pans
+from cutover.adapters.transport import BreakerOpen, CallFailed
 from cutover.domain import TRAFFIC
 from cutover.errors import ConfigError
 
@@ -63,8 +69,6 @@ class SoapLegacy:
     def __init__(self, mapping: Path | str, *, wsdl: str | None = None,
                  workers: int = WORKERS_DEFAULT, exchange: Any = None,
                  errors_file: Path | str | None = None, **opts: Any) -> None:
-        from cutover.adapters.soap import SoapAdapter, SoapOptions
-
         self.adapter = SoapAdapter(mapping, wsdl=wsdl, options=SoapOptions(**opts),
                                    exchange=exchange)
         self.workers = workers
@@ -83,7 +87,6 @@ class SoapLegacy:
         return self.adapter.authorize(txn)
 
     def authorize_raw(self, txn: dict[str, Any]) -> dict[str, Any]:
-        from cutover.adapters.transport import BreakerOpen, CallFailed
         try:
             return {"txn_id": txn.get("txn_id"), "error": None} | self.adapter.call_raw(txn)
         except (CallFailed, BreakerOpen) as exc:
@@ -102,9 +105,6 @@ class CassetteLegacy(SoapLegacy):
 
     def __init__(self, mapping: Path | str, cassette: Path | str, *, wsdl: str | None = None,
                  workers: int = 1, **opts: Any) -> None:
-        from cutover.adapters.cassette import PlaybackExchange, playback, txn_element_of
-        from cutover.adapters.mapping import load_mapping
-
         self._playback = playback(cassette, txn_element_of(load_mapping(mapping)))
         loaded = self._playback.__enter__()
         try:
@@ -121,9 +121,6 @@ class CassetteLegacy(SoapLegacy):
 
 def append_failures(path: Path, outcomes: list[dict[str, Any]]) -> int:
     """Append the failed calls among ``outcomes`` to a JSON-lines file; return how many."""
-    import json
-
-    from cutover.adapters.tokenize import mask_pans
     failed = [o for o in outcomes if o.get("legacy_decision") == "error"
               and not o.get("legacy_code")]
     if failed:

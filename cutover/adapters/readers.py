@@ -8,12 +8,15 @@ numbers masked, rather than being dropped or repaired.
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.json as pjson
 
 from cutover.adapters.tokenize import mask_pans
 from cutover.errors import InputError
@@ -21,8 +24,6 @@ from cutover.errors import InputError
 
 def read_csv(path: Path) -> tuple[pa.Table, np.ndarray, list[dict[str, Any]]]:
     """Read a CSV as text columns; rows of the wrong width are quarantined, not fatal."""
-    import pyarrow.csv as pcsv
-
     bad: list[dict[str, Any]] = []
 
     def on_invalid(row: Any) -> str:
@@ -32,7 +33,6 @@ def read_csv(path: Path) -> tuple[pa.Table, np.ndarray, list[dict[str, Any]]]:
                               f"{row.expected_columns})", "record": mask_pans(row.text)})
         return "skip"
 
-    import csv
 
     try:
         with open(path, encoding="utf-8", newline="") as handle:
@@ -53,8 +53,6 @@ def read_csv(path: Path) -> tuple[pa.Table, np.ndarray, list[dict[str, Any]]]:
 
 def read_jsonl(path: Path) -> tuple[pa.Table, np.ndarray, list[dict[str, Any]]]:
     """Read JSON lines; lines that are not JSON objects are quarantined with their number."""
-    import pyarrow.json as pjson
-
     try:
         table = pjson.read_json(path)
         # Arrow's JSON reader does not check UTF-8; a full validation does (ArrowInvalid).

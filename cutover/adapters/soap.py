@@ -35,6 +35,7 @@ from typing import Any, Final
 
 from lxml import etree
 
+from cutover.adapters.codes import CodeTable
 from cutover.adapters.mapping import Mapping, build_request, load_mapping, read_response
 from cutover.adapters.transport import (
     CALL_DEADLINE_S,
@@ -54,6 +55,7 @@ from cutover.adapters.transport import (
     Throttle,
     call_with_retries,
 )
+from cutover.adapters.wsdl_tree import check_mapping_paths
 from cutover.errors import ConfigError, UnsafeXML
 from cutover.xmlsafe import parse_xml
 
@@ -78,8 +80,6 @@ class CodeLookup:
     def for_mapping(cls, mapping: Mapping) -> CodeLookup:
         if mapping.codes:
             return cls(mapping.codes)
-        from cutover.adapters.codes import CodeTable
-
         return _TableLookup(CodeTable.load(mapping.code_table))
 
     def lookup(self, code: str) -> tuple[str, str]:
@@ -227,7 +227,6 @@ class SoapAdapter:
                                                      connect_s=self.options.connect_timeout_s))
         self.client, self._operation = _open_operation(self.mapping, self.transport, wsdl,
                                                        self.options.address)
-        from cutover.adapters.wsdl_tree import check_mapping_paths
         check_mapping_paths(self.mapping, self.client, str(wsdl or self.mapping.wsdl))
 
     def last_exchange(self) -> tuple[bytes | None, bytes | None]:

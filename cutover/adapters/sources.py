@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from cutover.adapters.cassette import import_cassette
+from cutover.adapters.codes import CodeInfo, CodeTable
 from cutover.adapters.columns import ColumnMap
 from cutover.adapters.importer import ImportCounts, import_file, import_layout, load_codes
+from cutover.adapters.iso8583 import import_iso8583
+from cutover.adapters.statements.payments import import_payments
 from cutover.errors import ConfigError, InputError
 
 
@@ -33,7 +36,6 @@ def detect_format(path: Path) -> str:
 def _column_codes(columns: ColumnMap) -> object:
     """The column mapping's inline [codes], else its code_table, else the shipped table."""
     if columns.codes:
-        from cutover.adapters.codes import CodeInfo, CodeTable
         return CodeTable({c: CodeInfo(**v) for c, v in columns.codes.items()},
                          source=str(columns.source))
     return load_codes(columns.code_table)
@@ -61,12 +63,8 @@ def import_source(path: Path, store: Path, *, fmt: str = "auto", layout: str | N
     if fmt == "cassette":
         return import_cassette(path, store, soap_mapping, key=key)
     if fmt == "iso20022":
-        from cutover.adapters.statements.payments import import_payments
-
         return import_payments(path, store)
     if fmt == "iso8583":
-        from cutover.adapters.iso8583 import import_iso8583
-
         if key is None:
             raise ConfigError(f"{path}: an ISO 8583 log carries card numbers; set"
                               " CUTOVER_TOKEN_KEY to tokenise them")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from cutover.errors import UnsafeXML
+from cutover.xmlsafe import parse_xml
 
 #: Leaves read from one reply at most; a larger reply is cut (calibration needs a sample).
 LEAVES_MAX: Final = 10_000
@@ -39,7 +40,6 @@ def reply_leaves(body: bytes) -> dict[str, str]:
     """path -> text of every leaf under the SOAP Body's first element; {} if unreadable."""
     from lxml import etree
 
-    from cutover.xmlsafe import parse_xml
     try:
         root = parse_xml(body)
     except (UnsafeXML, etree.XMLSyntaxError, ValueError):

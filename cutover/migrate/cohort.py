@@ -13,6 +13,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Final
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 BUCKETS: Final = 10_000
 HASH_ALGORITHM: Final = "sha256"
 #: Bytes of the digest read as a big-endian unsigned integer before the modulo; 8 bytes make
@@ -67,9 +70,6 @@ def assign_batch(cohort: Cohort, salt: str, sticky_key: str, batch: Any) -> Any:
     Hashes each distinct key once (batches repeat merchants heavily), then combines bucket
     membership with the allow-lists as Arrow boolean kernels.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     keys = batch.column(sticky_key).cast(pa.string())
     uniques = pc.unique(keys)
     inside = pa.array([k is not None and bucket_of(salt, k) < cohort.threshold

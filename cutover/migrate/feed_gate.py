@@ -13,6 +13,9 @@ from __future__ import annotations
 from typing import Any, Final
 
 from cutover.errors import GateInputError
+from cutover.migrate.checks import Check
+from cutover.migrate.checks import rate_check as _rate_check
+from cutover.migrate.checks import report_int as _int
 from cutover.migrate.policy import FEED_CHECKS, Policy
 
 #: Failing feed checks shown one by one; the rest are counted in one more row.
@@ -56,7 +59,6 @@ def _explaining_first(judged: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _check(f: dict[str, Any], fdr: float) -> Any:
-    from cutover.migrate.gate import Check
     segment = f"{f['dimension']}={f['segment']}" if f["dimension"] != "all" else "all rows"
     since = f["first_seen"] or "unknown"
     observed = f"{f['metric']}: {f['before']} -> {f['after']}; first seen {since}"
@@ -69,7 +71,6 @@ def _check(f: dict[str, Any], fdr: float) -> Any:
 
 def feed_checks(report: dict[str, Any], policy: Policy, source: str) -> list[Any]:
     """Failing checks for every judged finding (strongest segment first), else one pass."""
-    from cutover.migrate.gate import Check
     if not policy.feed_checks:
         return []
     metrics = {m for group in policy.feed_checks for m in FEED_CHECKS[group]}
@@ -96,7 +97,6 @@ def feed_checks(report: dict[str, Any], policy: Policy, source: str) -> list[Any
 def quarantine_check(report: dict[str, Any], policy: Policy, confidence: float,
                      source: str) -> list[Any]:
     """The overall quarantine rate, judged on its Wilson upper bound like the other rates."""
-    from cutover.migrate.gate import _int, _rate_check
     if policy.max_quarantine_rate is None:
         return []
     n = _int(report, "counts.in", source)

@@ -12,9 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from cutover.domain import MISMATCH_CATEGORIES, REPORT_VERSION, format_money
-from cutover.errors import GateInputError
+from cutover.errors import ConfigError, GateInputError
+from cutover.migrate.checks import Check
+from cutover.migrate.checks import rate_check as _rate_check
+from cutover.migrate.checks import report_field as _field
+from cutover.migrate.checks import report_int as _int
+from cutover.migrate.feed_gate import feed_checks, quarantine_check
 from cutover.migrate.policy import Policy
-from cutover.migrate.stats import CONFIDENCE_MAX, CONFIDENCE_MIN, wilson
+from cutover.migrate.stats import CONFIDENCE_MAX, CONFIDENCE_MIN
 
 #: Report money fields judged by the money-at-risk checks, with the policy attribute holding the
 #: per-currency limits.
@@ -22,18 +27,6 @@ MONEY_CHECKS: Final = (("false_decline_minor", "max_false_decline"),
                        ("fraud_let_through_minor", "max_fraud_let_through"))
 NEW_VALUES_SHOWN_MAX: Final = 5
 SEGMENT_FIELDS: Final = frozenset({"dimension", "value", "n", "mismatches"})
-
-
-@dataclass(frozen=True)
-class Check:
-    """One judged condition; ``observed``, ``bound`` and ``threshold`` are display text."""
-
-    name: str
-    observed: str
-    bound: str
-    threshold: str
-    passed: bool
-    message: str
 
 
 @dataclass(frozen=True)
@@ -56,35 +49,6 @@ class GateResult:
         """Plain data for --json and the plan history."""
         return {"phase": self.phase, "passed": self.passed, "confidence": self.confidence,
                 "evidence": self.evidence, "checks": [c.__dict__ for c in self.checks]}
-
-
-def _field(report: dict[str, Any], path: str, source: str) -> Any:
-    node: Any = report
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise GateInputError(f"{source}: field {path} is missing")
-        node = node[part]
-    return node
-
-
-def _int(report: dict[str, Any], path: str, source: str) -> int:
-    value = _field(report, path, source)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise GateInputError(f"{source}: field {path} must be a whole number >= 0, got {value!r}")
-    return value
-
-
-def _pct(rate: float) -> str:
-    return f"{rate * 100:.2f}%"
-
-
-def _rate_check(name: str, k: int, n: int, limit: float, confidence: float) -> Check:
-    hi = wilson(k, n, confidence)[1]
-    passed = hi <= limit
-    verdict = "<=" if passed else ">"
-    return Check(name, f"{_pct(k / n if n else 0.0)} ({k:,}/{n:,})", _pct(hi), f"<= {_pct(limit)}",
-                 passed, f"{name}: upper bound {_pct(hi)} at {confidence:g} confidence "
-                         f"{verdict} {_pct(limit)} ({k:,} of {n:,})")
 
 
 def check_version(report: Any, source: str) -> None:
@@ -192,7 +156,6 @@ def _money(report: dict[str, Any], policy: Policy, source: str) -> list[Check]:
 def _total_check(label: str, observed: dict[str, int], total: Any, policy: Policy,
                  source: str) -> Check:
     """One check over every currency, converted to the reference at the plan's rates."""
-    from cutover.errors import ConfigError
     fx = policy.fx
     try:
         summed = sum(fx.to_reference_minor(v, c) for c, v in observed.items() if v)
@@ -310,7 +273,6 @@ def evaluate(report: dict[str, Any], policy: Policy, confidence: float = 0.95, *
              phase: str = "", source: str = "report",
              evidence: dict[str, Any] | None = None) -> GateResult:
     """Judge ``report`` against ``policy``; raise GateInputError if the report is unusable."""
-    from cutover.migrate.feed_gate import feed_checks, quarantine_check
     check_version(report, source)
     if not CONFIDENCE_MIN <= confidence <= CONFIDENCE_MAX:
         raise GateInputError(f"confidence must be between {CONFIDENCE_MIN} and "

@@ -14,7 +14,9 @@ from typing import Any, Final
 
 from cutover.errors import ConfigError
 from cutover.migrate import cohort as cohorts
-from cutover.migrate.policy import Policy, parse_policy
+from cutover.migrate.policy import MONEY_MEASURES, Policy, parse_policy
+from cutover.paths import fixtures_dir
+from cutover.stack.fx import load_fx
 
 PHASES_MAX: Final = 32
 APPROVALS_MAX: Final = 20
@@ -168,8 +170,6 @@ FIXTURES_PREFIX: Final = "fixtures:"
 def load_plan_fx(value: Any, source: str) -> tuple[Any, str]:
     """The plan's indicative rates (top-level ``fx``): ``fixtures:fx/indicative.toml`` or a
     path relative to the plan file; (None, "") when the plan sets none."""
-    from cutover.paths import fixtures_dir
-    from cutover.stack.fx import load_fx
     if value is None:
         return None, ""
     if not isinstance(value, str) or not value:
@@ -192,7 +192,6 @@ def _check_money_limits(phases: tuple[Phase, ...], source: str) -> None:
     the plan is written, naming phase, measure and currencies. A total in the reference
     currency covers every currency.
     """
-    from cutover.migrate.policy import MONEY_MEASURES
     for measure in MONEY_MEASURES:
         named = {c for p in phases if p.gate for c in getattr(p.gate, measure)}
         for phase in phases:

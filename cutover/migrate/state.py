@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tomllib
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,7 +67,6 @@ def current_phase(events: list[Event]) -> str:
 def identity(actor: str) -> str:
     """One person, however they typed their name: Unicode-normalised (NFKC), case-folded,
     trimmed, inner whitespace collapsed. ``alice``, ``ALICE`` and `` Alice `` are one approver."""
-    import unicodedata
     return " ".join(unicodedata.normalize("NFKC", actor).casefold().split())
 
 
@@ -191,7 +192,6 @@ class PlanMachine:
         rows = self._rows(conn)
         if not rows:
             raise PlanError("the plan has not been initialised: run `cutover plan init PLAN_FILE`")
-        import tomllib
         plan = parse_plan(tomllib.loads(rows[0].plan_toml), rows[0].plan_source or "plan")
         events = [Event(r.seq, datetime.fromisoformat(r.at), r.actor, r.action, r.from_phase,
                         r.to_phase, r.report_sha256,
@@ -216,7 +216,6 @@ class PlanMachine:
 
     def init(self, plan_toml: str, source: str, actor: str) -> Plan:
         """Create the log and start the plan in its first phase; refuse a second init."""
-        import tomllib
         try:
             plan = parse_plan(tomllib.loads(plan_toml), source)
         except tomllib.TOMLDecodeError as exc:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import threading
 from typing import Any, Final
 
+from cutover.errors import CutoverError
+from cutover.migrate.state import PlanMachine, current_phase
+
 POLL_S: Final = 0.5
 CANDIDATE: Final = "candidate"
 
@@ -29,7 +32,6 @@ class PhaseWatch:
         if url is not None:
             import sqlalchemy as sa
 
-            from cutover.migrate.state import PlanMachine
             self._machine = PlanMachine(sa.create_engine(url))
             self.refresh()
             self._thread = threading.Thread(target=self._loop, name="plan-watch", daemon=True)
@@ -37,8 +39,6 @@ class PhaseWatch:
 
     def refresh(self) -> None:
         """Read the plan and its current phase once (the loop calls this every ``poll_s``)."""
-        from cutover.errors import CutoverError
-        from cutover.migrate.state import current_phase
         try:
             plan, events = self._machine.state()
         except (CutoverError, Exception):  # noqa: BLE001 - a plan db hiccup must not stop traffic

@@ -23,6 +23,7 @@ from cutover.mirror.app import Mirror, MirrorConfig, build_app
 from cutover.mirror.phase import PhaseWatch
 from cutover.mirror.runlog import MirrorRun
 from cutover.mirror.shadow import BATCH_ROWS_MAX, FLUSH_S, QUEUE_MAX, ShadowWorker
+from cutover.serve.server import start_in_thread as start
 from cutover.shadow.diff_rules import default_rules_path
 
 ADMIN_TOKEN_ENV: Final = "CUTOVER_ADMIN_TOKEN"  # noqa: S105 (a variable name, not a secret)
@@ -101,6 +102,5 @@ def stop_mirror(mirror: Mirror) -> None:
 
 def start_in_thread(opts: MirrorOptions, host: str = "127.0.0.1", port: int = 0) -> Any:
     """The mirror on a daemon thread (tests, benches); returns (running server, mirror)."""
-    from cutover.serve.server import start_in_thread as start
     app, mirror = open_mirror(opts)
     return start(app, host, port), mirror

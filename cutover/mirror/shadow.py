@@ -23,6 +23,7 @@ from cutover.adapters.codes import CodeTable
 from cutover.adapters.mapping import Mapping
 from cutover.adapters.soap_wire import EnvelopeError, read_reply, read_request
 from cutover.mirror.runlog import MirrorRun
+from cutover.sim.legacy_rules import card_country_of, load_core_config
 
 QUEUE_MAX: Final = 20_000
 BATCH_ROWS_MAX: Final = 4_096
@@ -151,7 +152,6 @@ class ShadowWorker:
 
 def _bin_countries() -> Any:
     """BIN -> issuing country by the simulated world's range table ("ZZ" when unknown)."""
-    from cutover.sim.legacy_rules import card_country_of, load_core_config
     cfg = load_core_config()
 
     def lookup(card_bin: str) -> str:

@@ -16,6 +16,8 @@ and a resumed run equals an unbroken one on everything but those columns.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import shutil
 import time
 from collections import deque
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from cutover.adapters.candidate import CandidateSide, load_candidate
 from cutover.domain import CATEGORIES, DECISION, MISMATCH_CATEGORIES
@@ -37,7 +40,9 @@ from cutover.replay.stages import Prepared, combine, prepare
 from cutover.replay.warmup import WarmFeed
 from cutover.shadow.diff import count_categories
 from cutover.shadow.diff_rules import DiffRules, default_rules_path, parse_diff_rules
+from cutover.shadow.drift import scan_reference
 from cutover.shadow.latency import HTTP_PREFIXES, LATENCY_FILE, read_sample, write_sample
+from cutover.shadow.report import ReportState, drift_plan_for, finish_report, write_reports
 from cutover.store import runinfo
 from cutover.store.checkpoint import (
     Checkpoint,
@@ -234,7 +239,6 @@ class _Committer:
 
     def refold(self, batch_no: int, prepared: Prepared) -> None:
         """A batch committed by an earlier process: fold its diffs part back in (resume)."""
-        import pyarrow.parquet as pq
         if self.report is not None:
             diffs = pq.read_table(self.ctx.out / "diffs" / part_name(batch_no))
             decisions = self.ctx.out / "decisions" / part_name(batch_no)
@@ -275,7 +279,6 @@ def _progress_caller(on_progress: Callable[..., Any] | None) -> Progress | None:
     """Accept ``on_progress(rows_done)`` as well as ``on_progress(rows_done, rows_total)``."""
     if on_progress is None:
         return None
-    import inspect
     try:
         params = [p for p in inspect.signature(on_progress).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
@@ -418,8 +421,6 @@ def _time_sample(ctx: _Run, candidate: CandidateSide, state: Any) -> None:
 def _report_state(ctx: _Run, background: ThreadPoolExecutor) -> tuple[Any, Future[Any]]:
     """The report's running state, and the reference window scanned on a background thread
     (it does not depend on the replay) while the batches run."""
-    from cutover.shadow.drift import scan_reference
-    from cutover.shadow.report import ReportState, drift_plan_for
     state = ReportState(drift_plan_for(ctx.run))
     reference = background.submit(scan_reference, state.drift.plan)
     background.submit(_preload_charts)
@@ -429,13 +430,11 @@ def _report_state(ctx: _Run, background: ThreadPoolExecutor) -> tuple[Any, Futur
 def _preload_charts() -> None:
     """Import the chart libraries while the batches run: at the end their import (about a
     third of a second here) would otherwise stand between the last batch and the report."""
-    import importlib
     for module in CHART_MODULES:
         importlib.import_module(module)
 
 
 def _write_report(ctx: _Run, state: Any, reference: Any) -> None:
-    from cutover.shadow.report import finish_report, write_reports
     started = time.perf_counter()
     report = finish_report(ctx.out, ctx.run, ctx.checkpoint.as_dict(), state, reference)
     write_reports(ctx.out, report)

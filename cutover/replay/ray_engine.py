@@ -28,6 +28,8 @@ from cutover.adapters.candidate import CandidateSide, load_candidate
 from cutover.domain import CATEGORIES
 from cutover.errors import ConfigError, CutoverError, InputError, InvariantBroken, StoreError
 from cutover.replay.engine import (
+    LATENCY_SAMPLE_MAX,
+    LATENCY_SAMPLE_PER_BATCH,
     ReplaySummary,
     _create,
     _finish,
@@ -50,10 +52,14 @@ from cutover.replay.partitions import (
     replay_segment,
     segments_for,
 )
+from cutover.replay.stages import prepare
 from cutover.shadow.diff_rules import parse_diff_rules
+from cutover.shadow.latency import write_sample
+from cutover.shadow.report import write_reports
 from cutover.store import runinfo
 from cutover.store.checkpoint import Checkpoint, write_checkpoint
 from cutover.store.filters import Narrowing
+from cutover.store.stream import iter_input
 
 INSTALL_HINT: Final = "pip install 'cutover[ray]'"
 #: How often the driver wakes to report progress while segments run.
@@ -283,10 +289,6 @@ def _time_on_driver(ctx: _Run, driver_side: CandidateSide) -> None:
     """The candidate's latency on single decisions, timed on the driver (the workers decide in
     batches): requests from the run's first batches, one ``decide`` each, as the local engine
     does after its batches (cutover.shadow.latency)."""
-    from cutover.replay.engine import LATENCY_SAMPLE_MAX, LATENCY_SAMPLE_PER_BATCH
-    from cutover.replay.stages import prepare
-    from cutover.shadow.latency import write_sample
-    from cutover.store.stream import iter_input
     started = time.perf_counter()
     side = CandidateSide(driver_side.stack, timer=driver_side.stack)
     for table in iter_input(ctx.store, ctx.narrowing, ctx.batch_rows):
@@ -300,7 +302,6 @@ def _time_on_driver(ctx: _Run, driver_side: CandidateSide) -> None:
 def _complete(ctx: _Run, run_plan: RunPlan, driver_side: CandidateSide, resumed_from: int,
               started: float) -> ReplaySummary:
     """Fold the markers into checkpoint.json, finish run.json, build the report from disk."""
-    from cutover.shadow.report import write_reports
     markers = read_commits(ctx.out)
     missing = [s.batch_no for s in run_plan.spans if not commit_path(ctx.out, s.batch_no).is_file()]
     if missing or len(markers) != len(run_plan.spans):

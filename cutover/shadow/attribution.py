@@ -18,7 +18,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from cutover.adapters.candidate import DEFAULT_CANDIDATE
 from cutover.errors import ConfigError, InputError, StoreError
+from cutover.stack import registry
+from cutover.stack.default import load_stack
+from cutover.stack.explain import LABEL_KEY, LOOKBACK_KEYS, LOOKBACK_US, attribution, features_for
+from cutover.store.lookback import read_lookback
+from cutover.store.runinfo import read_run
 
 
 def unavailable(why: str) -> dict[str, Any]:
@@ -29,9 +35,6 @@ def unavailable(why: str) -> dict[str, Any]:
 def candidate_view(run_dir: Path, diff_row: dict[str, Any],
                    decided: dict[str, Any] | None) -> dict[str, Any]:
     """Features and exact contributions of the candidate for the transaction of ``diff_row``."""
-    from cutover.adapters.candidate import DEFAULT_CANDIDATE
-    from cutover.store.runinfo import read_run
-
     started = time.perf_counter()
     try:
         run = read_run(run_dir)
@@ -54,17 +57,6 @@ def candidate_view(run_dir: Path, diff_row: dict[str, Any],
 
 def _recompute(run_dir: Path, run: dict[str, Any], diff_row: dict[str, Any],
                decided: dict[str, Any]) -> dict[str, Any]:
-    from cutover.stack import registry
-    from cutover.stack.default import load_stack
-    from cutover.stack.explain import (
-        LABEL_KEY,
-        LOOKBACK_KEYS,
-        LOOKBACK_US,
-        attribution,
-        features_for,
-    )
-    from cutover.store.lookback import read_lookback
-
     options = run.get("candidate_options") or {}
     version = decided["model_version"]
     models = registry.models_dir(options.get("models"))

@@ -24,8 +24,16 @@ from typing import Any, Final
 
 import pyarrow.compute as pc
 
+from cutover.adapters.candidate import request_columns
+from cutover.adapters.mapping import PATH_SEP, load_mapping
+from cutover.adapters.soap import SoapAdapter, SoapOptions
+from cutover.adapters.transport import BreakerOpen, CallFailed
+from cutover.adapters.xmlpaths import reply_leaves
 from cutover.errors import ConfigError, InputError
 from cutover.shadow.diff_rules import default_rules_path, parse_diff_rules, toml_string
+from cutover.store.filters import Narrowing
+from cutover.store.quarantine import quarantine_reasons
+from cutover.store.stream import iter_input
 
 WORKERS: Final = 4
 #: The field of an evidence entry whose element the mapping does not read.
@@ -69,10 +77,6 @@ class Calibration:
 
 def sample_requests(store: Path, sample: int) -> list[dict[str, Any]]:
     """The first ``sample`` replayable rows of the store, as request dicts."""
-    from cutover.adapters.candidate import request_columns
-    from cutover.store.filters import Narrowing
-    from cutover.store.quarantine import quarantine_reasons
-    from cutover.store.stream import iter_input
     if not 0 < sample <= SAMPLE_MAX:
         raise InputError(f"--sample {sample}: between 1 and {SAMPLE_MAX}")
     rows: list[dict[str, Any]] = []
@@ -86,8 +90,6 @@ def sample_requests(store: Path, sample: int) -> list[dict[str, Any]]:
 
 def _exchange(adapter: Any, txn: dict[str, Any]) -> dict[str, Any]:
     """One call: the leaves of the raw reply by path, or the failure's kind and message."""
-    from cutover.adapters.transport import BreakerOpen, CallFailed
-    from cutover.adapters.xmlpaths import reply_leaves
     try:
         adapter.call_raw(txn)
     except (CallFailed, BreakerOpen) as exc:
@@ -137,8 +139,6 @@ def compare_pairs(pairs: list[tuple[dict[str, Any], dict[str, Any]]], wsdl: str,
 def calibrate(wsdl: str, mapping: Path, store: Path, sample: int, *,
               address: str | None = None) -> Calibration:
     """Send ``sample`` requests from ``store`` twice each to the live core and compare."""
-    from cutover.adapters.mapping import PATH_SEP, load_mapping
-    from cutover.adapters.soap import SoapAdapter, SoapOptions
     loaded = load_mapping(mapping)
     if not loaded.idempotent:
         raise ConfigError(f"{mapping}: the operation is not idempotent (idempotent = false);"

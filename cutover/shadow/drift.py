@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from cutover.domain import TRAFFIC, TS
 from cutover.shadow.feed_profile import COLUMNS as FEED_COLUMNS
 from cutover.shadow.feed_profile import Coder, Profile
+from cutover.store.stream import file_groups
 
 REFERENCE_DAYS: Final = 28
 HEAD_SHARE: Final = 0.25
@@ -188,7 +189,6 @@ SCAN_ROWS: Final = 262_144
 def _scan(files: list[Path], expr: ds.Expression | None, sink: Any) -> None:
     """Feed ``sink`` the filtered rows of ``files`` in tables of about SCAN_ROWS rows (small
     day files make small batches; folding each alone would cost more than reading them)."""
-    from cutover.store.stream import file_groups
     if not files:
         return
     pending: list[pa.RecordBatch] = []

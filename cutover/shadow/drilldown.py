@@ -24,6 +24,7 @@ from cutover.domain import TRAFFIC, MoneyError, format_money
 from cutover.errors import ConfigError, InputError, StoreError
 from cutover.shadow.attribution import candidate_view
 from cutover.shadow.diff import at_stake_minor
+from cutover.stack.reasons import explain as reason_texts
 
 OUTCOME_FIELDS: Final = ("decision", "reason", "route", "fee_minor", "latency_ms")
 REQUEST_FIELDS: Final = ("ts", "merchant_id", "mcc", "merchant_country", "channel",
@@ -47,7 +48,6 @@ def _side(row: dict[str, Any], side: str) -> dict[str, Any]:
 def _reason_codes(codes: list[str], model: dict[str, Any]) -> list[dict[str, Any]]:
     """Each code with its plain text (cutover/fixtures/reasons.toml) and, for a model code, its exact
     contribution when the candidate's view was recomputed."""
-    from cutover.stack.reasons import explain as reason_texts
     try:
         texts = reason_texts(codes)
     except ConfigError:

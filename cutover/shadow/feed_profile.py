@@ -13,6 +13,7 @@ is the number of distinct (segment, code) pairs, not rows.
 from __future__ import annotations
 
 import threading
+import tomllib
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cutover.domain import CHANNELS, CURRENCY_EXPONENTS
+from cutover.paths import fixtures_dir
 
 HOUR_US: Final = 3_600_000_000
 SECOND_US: Final = 1_000_000
@@ -288,9 +290,6 @@ def _rowwise_name(code: int) -> str:
 
 def _bin_ranges() -> Any:
     """card_bin -> its issuing range in fixtures/bins.toml ("other" when it is in none)."""
-    import tomllib
-
-    from cutover.paths import fixtures_dir
     ranges = tomllib.loads((fixtures_dir() / "bins.toml").read_text("utf-8"))["ranges"]
     starts = np.array([int(r["start"]) for r in ranges])
     ends = np.array([int(r["end"]) for r in ranges])

@@ -10,6 +10,8 @@ import math
 from pathlib import Path
 from typing import Any, Final
 
+from cutover.shadow.charts import DPI, _figure
+
 FINDINGS_SHOWN: Final = 25
 CHART_BARS_MAX: Final = 12
 CHART_NAME: Final = "feed_health.png"
@@ -25,7 +27,6 @@ def feed_chart(report: dict[str, Any], folder: Path) -> Path | None:
             if f.get("gated", True)][:CHART_BARS_MAX]
     if not rows:
         return None
-    from cutover.shadow.charts import DPI, _figure
     labels = [f"{f['field']} @ {f['dimension']}={f['segment']} ({f['metric']})"[:60]
               for f in rows][::-1]
     strength = [min(-math.log10(max(float(f["q"]), 1e-300)), 300.0) for f in rows][::-1]

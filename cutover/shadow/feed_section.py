@@ -18,11 +18,17 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
-from cutover.domain import TS
+from cutover.domain import TRAFFIC, TS
+from cutover.shadow.drift import _between
 from cutover.shadow.feed_changepoint import SEARCHED_MAX, locate
 from cutover.shadow.feed_health import REPORT_FDR, Finding, find
 from cutover.shadow.feed_profile import COLUMNS, PAIRS
+from cutover.store.filters import Narrowing, parse_when
+from cutover.store.quarantine import quarantine_reasons
+from cutover.store.stream import iter_input
+from cutover.store.traffic import store_files
 
 SPREAD_HOURS_MIN: Final = 8
 #: Flagged rows per flagged hour, over the segment's rows per hour, above which it is a burst.
@@ -36,8 +42,6 @@ def _replayed(run: dict[str, Any], split: Any, refusals: bool, only: Any = None,
     """The replayed rows again, with each row's quarantine. Without a sample, limit or
     merchant narrowing (the usual run) only the profile's columns of the window are scanned;
     the refusals are recomputed from every column only when a quarantine finding needs them."""
-    from cutover.store.filters import Narrowing, parse_when
-    from cutover.store.stream import iter_input
     n = run.get("narrowing") or {}
     narrowing = Narrowing(parse_when(n.get("since")), parse_when(n.get("until"), "--until"),
                           n.get("merchant"), n.get("sample"), n.get("limit"))
@@ -55,7 +59,6 @@ def _replayed(run: dict[str, Any], split: Any, refusals: bool, only: Any = None,
 
 
 def _refused(table: pa.Table) -> np.ndarray:
-    from cutover.store.quarantine import quarantine_reasons
     return np.asarray(pc.is_valid(quarantine_reasons(table)).to_numpy(zero_copy_only=False),
                       bool)
 
@@ -63,7 +66,6 @@ def _refused(table: pa.Table) -> np.ndarray:
 def segments_filter(findings: list[Finding]) -> Any:
     """A dataset filter for the rows of the findings' segments, or None when one of them cannot
     be pushed down (all rows, a BIN range): then every row of the window is read."""
-    import pyarrow.dataset as ds
     expr = None
     for f in findings:
         if f.dimension in PAIRS:
@@ -98,11 +100,6 @@ def _window(store: Path, since: Any, until: Any, only: Any,
             columns: list[str]) -> Iterator[pa.Table]:
     """The profile's columns of the rows in [since, until) (and of ``only``'s segments),
     scanned with the filter pushed down."""
-    import pyarrow.dataset as ds
-
-    from cutover.domain import TRAFFIC
-    from cutover.shadow.drift import _between
-    from cutover.store.traffic import store_files
     files = [str(f) for f in store_files(store)]
     if not files:
         return

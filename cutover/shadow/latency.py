@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from cutover.errors import StoreError
+from cutover.store.checkpoint import write_json_atomic
 
 LATENCY_FILE: Final = "latency.json"
 #: How report.json labels the figure.
@@ -33,7 +34,6 @@ SAMPLE_MAX: Final = 100_000
 
 def write_sample(run_dir: Path, sample_ms: list[float]) -> None:
     """Write RUN_DIR/latency.json atomically."""
-    from cutover.store.checkpoint import write_json_atomic
     write_json_atomic(Path(run_dir) / LATENCY_FILE,
                       {"how": HOW, "sample_ms": [round(v, 4) for v in sample_ms[:SAMPLE_MAX]]})
 

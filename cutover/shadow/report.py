@@ -18,6 +18,7 @@ are counted again here from the diffs: conservation is judged on those two paths
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,10 +31,22 @@ import pyarrow.parquet as pq
 
 from cutover.domain import CATEGORIES, MISMATCH_CATEGORIES, REPORT_VERSION
 from cutover.errors import InvariantBroken, StoreError
-from cutover.shadow.diff import SEGMENT_COLUMNS, at_stake_minor
+from cutover.pan import mask_value
+from cutover.shadow.diff import SEGMENT_COLUMNS, at_stake_minor, reapply_expected
+from cutover.shadow.diff_rules import load_diff_rules
+from cutover.shadow.drift import DriftState, plan_drift, scan_reference
+from cutover.shadow.feed_section import SECTION_VERSION, feed_section
 from cutover.shadow.latency import HOW, HOW_HTTP, HTTP_PREFIXES, NOT_MEASURED, read_sample
+from cutover.shadow.report_md import write_markdown
 from cutover.stack.money import SIDE_MEASURES, SIDES, side_masks
 from cutover.stats import wilson
+from cutover.store.checkpoint import write_json_atomic
+from cutover.store.filters import Narrowing, parse_when
+from cutover.store.quarantine import quarantine_reasons
+from cutover.store.runinfo import read_run_json
+from cutover.store.stream import iter_input
+from cutover.store.traffic import store_files
+from cutover.values import ts_out_of_range
 
 READ_BATCH_ROWS: Final = 262_144
 CONFIDENCE: Final = 0.95
@@ -156,7 +169,6 @@ class _Totals:
                 seg[value][CATEGORIES[c] if c >= 0 else ""] += k
 
     def _timeline(self, t: pa.Table, mismatch: np.ndarray) -> None:
-        from cutover.values import ts_out_of_range
         us = pc.cast(t["ts"], pa.int64())
         # A time outside the plausible range (a quarantined year-0001 row) has no place on a
         # timeline, and would stretch it past what dates and charts can hold.
@@ -312,7 +324,6 @@ class ReportState:
     """
 
     def __init__(self, plan: Any) -> None:
-        from cutover.shadow.drift import DriftState
         self.totals = _Totals()
         self.drift = DriftState(plan)
         self.rules_reapplied = False
@@ -336,7 +347,6 @@ class ReportState:
 
 def drift_plan_for(run: dict[str, Any]) -> Any:
     """The drift plan of a run, from run.json alone (store files, narrowing, training window)."""
-    from cutover.shadow.drift import plan_drift
     narrowing = run.get("narrowing") or {}
     return plan_drift(_store_files(run), _when(narrowing.get("since")),
                       _when(narrowing.get("until")), _training(run))
@@ -352,12 +362,9 @@ def _store_files(run: dict[str, Any]) -> list[Path]:
 
 def _fold_traffic(run: dict[str, Any], state: ReportState) -> None:
     """Re-read the replayed rows (same store, same narrowing) for the drift stats."""
-    from cutover.store.filters import Narrowing, parse_when
-    from cutover.store.stream import iter_input
     n = run.get("narrowing") or {}
     narrowing = Narrowing(parse_when(n.get("since")), parse_when(n.get("until"), "--until"),
                           n.get("merchant"), n.get("sample"), n.get("limit"))
-    from cutover.store.quarantine import quarantine_reasons
     for table in iter_input(Path(run["store"]), narrowing, READ_BATCH_ROWS):
         refused = np.asarray(pc.is_valid(quarantine_reasons(table)).to_numpy(
             zero_copy_only=False), dtype=bool)
@@ -367,9 +374,6 @@ def _fold_traffic(run: dict[str, Any], state: ReportState) -> None:
 def _changed_rules(run_dir: Path, run: dict[str, Any]) -> Any:
     """The run's diff_rules.toml when it changed since the replay (an operator appended an
     expected rule), else None: the expected flags in the diffs are then still current."""
-    import hashlib
-
-    from cutover.shadow.diff_rules import load_diff_rules
     path = Path(run_dir) / "diff_rules.toml"
     if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() == run.get(
             "rules_sha256"):
@@ -401,7 +405,6 @@ def _p_success(part: Path) -> pa.Table:
 
 
 def _reapplied(batch: pa.Table, decided: pa.Table, rules: Any) -> pa.Table:
-    from cutover.shadow.diff import reapply_expected
     index = pc.index_in(batch["txn_id"], value_set=decided["txn_id"])
     p_success = pc.take(decided["p_success"], index)
     return reapply_expected(batch, p_success, rules)
@@ -435,10 +438,7 @@ def fold_run(run_dir: Path, run: dict[str, Any]) -> ReportState:
 
 def build_report(run_dir: Path) -> dict[str, Any]:
     """The report.json content of ``run_dir``, recomputed from its files."""
-    from cutover.shadow.drift import scan_reference
     run_dir = Path(run_dir)
-    from cutover.store.runinfo import read_run_json
-
     run = read_run_json(run_dir, "run.json")
     checkpoint = read_run_json(run_dir, "checkpoint.json")
     state = fold_run(run_dir, run)
@@ -479,7 +479,6 @@ def finish_report(run_dir: Path, run: dict[str, Any], checkpoint: dict[str, Any]
 def _feed_health(state: ReportState, reference: Any, run: dict[str, Any],
                  drift: bool) -> dict[str, Any]:
     """The feed-health section (``shadow.feed_section``): findings per field and segment."""
-    from cutover.shadow.feed_section import SECTION_VERSION, feed_section
     if not drift:
         return {"version": SECTION_VERSION, "findings": [],
                 "note": "the traffic store of this run is gone; feed health not computed"}
@@ -512,7 +511,6 @@ def _run_section(run_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
     section["run_dir"] = str(run_dir.resolve())
     rules = run_dir / "diff_rules.toml"
     if rules.is_file():
-        import hashlib
         section["rules_sha256_now"] = hashlib.sha256(rules.read_bytes()).hexdigest()
     return section
 
@@ -520,7 +518,6 @@ def _run_section(run_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
 def _training(run: dict[str, Any]) -> tuple[list[Path], datetime, datetime] | None:
     window = run.get("training_window") or {}
     try:
-        from cutover.store.traffic import store_files
         files = store_files(Path(window["store"]))
         return (files, datetime.fromisoformat(window["from"]),
                 datetime.fromisoformat(window["until"]))
@@ -560,9 +557,6 @@ def write_reports(run_dir: Path, report: dict[str, Any] | None = None) -> dict[s
     for a phase. ``report`` is the already-computed content (the engine's in-flight one);
     None rebuilds it from the run's files.
     """
-    from cutover.pan import mask_value
-    from cutover.shadow.report_md import write_markdown
-    from cutover.store.checkpoint import write_json_atomic
     report = build_report(run_dir) if report is None else report
     # Segments carry merchant and customer ids from the store: masked on the way out, like
     # every writer, so a card number that slipped into an id never reaches a report.

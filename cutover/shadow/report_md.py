@@ -11,8 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from cutover.domain import MoneyError, format_money
+from cutover.errors import ConfigError
 from cutover.pan import mask_pans
+from cutover.shadow.charts import CHARTS_DIR, draw_all
+from cutover.shadow.feed_report_md import feed_chart as draw_feed_chart
 from cutover.shadow.feed_report_md import feed_lines
+from cutover.stack.reasons import explain
 
 
 def _money(amount_minor: int, currency: str) -> str:
@@ -105,8 +109,6 @@ REASONS_SHOWN_MAX = 15
 def _reasons(report: dict[str, Any]) -> list[str]:
     """The candidate's reason codes by frequency, each with its sentence; a feature that
     pushed the score without one is said to be exactly that (cutover.stack.reasons)."""
-    from cutover.errors import ConfigError
-    from cutover.stack.reasons import explain
     counts = (report.get("reasons") or {}).get("counts") or {}
     if not counts:
         return []
@@ -141,8 +143,6 @@ def render_markdown(report: dict[str, Any], charts: list[str],
 
 def write_markdown(run_dir: Path, report: dict[str, Any], name: str = "report.md") -> Path:
     """Draw the charts and write RUN_DIR/report.md (or ``name``, a later version's)."""
-    from cutover.shadow.charts import CHARTS_DIR, draw_all
-    from cutover.shadow.feed_report_md import feed_chart as draw_feed_chart
     # report.md's charts in charts/, report-2.md's in charts-2/: each version keeps its own.
     folder = CHARTS_DIR + name.removeprefix("report").removesuffix(".md")
     charts = [str(p.relative_to(run_dir)) for p in draw_all(run_dir, report, folder)]

@@ -26,6 +26,7 @@ from typing import Final
 from lxml import etree
 
 from cutover.adapters.valuemaps import resolve_map
+from cutover.domain import CURRENCY_EXPONENTS
 from cutover.paths import fixtures_dir
 from cutover.xmlsafe import parse_xml
 
@@ -167,7 +168,6 @@ def _answer(body: bytes, currencies: dict[str, str], exponents: dict[str, int]
 
 
 def _handler(core: list[AwkwardCore]) -> type[BaseHTTPRequestHandler]:
-    from cutover.domain import CURRENCY_EXPONENTS
     currencies = resolve_map("currency", "iso4217_numeric", fixtures_dir(), "awkward core"
                              ).to_canonical
 

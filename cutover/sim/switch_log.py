@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
+import iso8583
+
 from cutover.adapters.iso8583 import SwitchSpec, currency_by_numeric
 
 #: Documented test card numbers (Visa, Mastercard, Amex, Discover test PANs).
@@ -40,8 +42,6 @@ def messages_for(switch: SwitchSpec, txn: dict[str, Any], n: int) -> tuple[dict,
 
 def frames(switch: SwitchSpec, txns: Iterable[dict[str, Any]]) -> Iterator[bytes]:
     """Length-prefixed encoded messages, request then response, for each transaction."""
-    import iso8583
-
     spec = switch.pyiso8583()
     for n, txn in enumerate(txns):
         for message in messages_for(switch, txn, n):

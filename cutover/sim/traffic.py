@@ -32,6 +32,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -59,6 +60,7 @@ from cutover.sim.world import (
     rng_for,
     sample_requests,
 )
+from cutover.store.traffic import write_day_partitions
 
 __all__ = ["DayResult", "GenerateSummary", "default_days", "generate", "generate_table",
            "iter_days", "pans_for", "sample_requests"]
@@ -384,10 +386,6 @@ def generate(out: Path, rows: int, seed: int, *, start: dt.date = START_DEFAULT,
     A writer thread compresses and writes day d while day d+1 is drawn (Arrow's Parquet
     writer releases the GIL); at most WRITES_PENDING_MAX days wait, so memory stays flat.
     """
-    from concurrent.futures import Future, ThreadPoolExecutor
-
-    from cutover.store.traffic import write_day_partitions
-
     began = time.perf_counter()
     _check(rows, seed, start, days)
     out = Path(out)

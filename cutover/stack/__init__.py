@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cutover.stack.default import load_stack
+
 if TYPE_CHECKING:
     from cutover.stack.default import DefaultStack
 
@@ -19,6 +21,4 @@ def default_stack(models: str | Path | None = None, version: str | None = None,
                   rules: str | Path | None = None) -> DefaultStack:
     """Load the reference stack: models from ``models`` (else $CUTOVER_MODELS, else ./models),
     ``version`` (else the registry's latest), ``rules`` (else cutover/fixtures/rules/default.toml)."""
-    from cutover.stack.default import load_stack
-
     return load_stack(models, version, rules)

@@ -16,6 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cutover.store.traffic import open_store
+
 
 def constant_features(X: np.ndarray, names: list[str]) -> list[str]:
     """Names of the columns of ``X`` that hold one value (or only NaN) over every row."""
@@ -30,7 +32,6 @@ def constant_features(X: np.ndarray, names: list[str]) -> list[str]:
 
 def label_times(store: Path, until: datetime | None) -> dict[str, Any]:
     """How many labelled rows (is_fraud not null) before ``until`` lack a label_ts."""
-    from cutover.store.traffic import open_store
     dataset = open_store(store)
     columns = [c for c in ("ts", "is_fraud", "label_ts") if c in dataset.schema.names]
     table = dataset.to_table(columns=columns)

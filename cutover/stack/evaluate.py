@@ -23,8 +23,12 @@ import pyarrow.compute as pc
 from cutover.domain import currency_exponent
 from cutover.errors import ConfigError, InputError
 from cutover.paths import fixtures_dir
+from cutover.stack.default import load_stack
 from cutover.stack.features import HISTORY_US
+from cutover.stack.fx import default_fx_path, load_fx
 from cutover.stack.money import SIDE_MEASURES, decision_masks, side_masks
+from cutover.stack.routing import OTHER, region_of, vocab_index
+from cutover.store.traffic import iter_batches
 
 SIDES: Final = ("legacy", "stack")
 TOTAL_KEYS: Final = ("fraud_minor", "fraud_caught_minor", "false_decline_minor", "approved_minor",
@@ -76,9 +80,6 @@ def _score_side(acc: dict[str, Any], decision: np.ndarray, fraud: np.ndarray,
 def evaluate(store: Path, registry: Path, since: datetime, until: datetime,
              stack: Any = None) -> dict[str, Any]:
     """Both sides' figures over [since, until); ``stack`` defaults to the registry's latest."""
-    from cutover.stack.default import load_stack
-    from cutover.store.traffic import iter_batches
-
     stack = stack or load_stack(registry)
     since_us, until_us = _us(since), _us(until)
     if since_us >= until_us:
@@ -145,8 +146,6 @@ def _one_batch(stack: Any, batch: pa.RecordBatch, acc: dict[str, Any]) -> None:
 
 def _legacy_p(stack: Any, batch: pa.RecordBatch) -> np.ndarray:
     """The success table's estimate for the gateway legacy actually routed to."""
-    from cutover.stack.routing import OTHER, region_of, vocab_index
-
     table = stack.success
     g = vocab_index(batch.column("legacy_route"), [*table.gateways, OTHER])
     r = vocab_index(region_of(stack.gateways, batch.column("card_country")), table.regions)
@@ -180,7 +179,6 @@ def _summary(acc: dict[str, Any], stack: Any, since: datetime, until: datetime) 
                    "(cutover/fixtures/gateways.toml sim_success, without outages), shown for reference only")
     out["stack_better"] = _verdict(out["sides"])
     rates = load_report_rates()
-    from cutover.stack.fx import default_fx_path, load_fx
     out["usd_indicative_rates"] = load_fx().label(str(default_fx_path().name))
     for side in SIDES:
         out["sides"][side]["usd_indicative"] = _usd_totals(out["sides"][side]["by_currency"], rates)
@@ -220,8 +218,6 @@ def simulator_rates(path: Path | None = None) -> dict[str, dict[str, float]]:
 
 def _true_p(rates: dict[str, dict[str, float]], stack: Any, route: pa.Array,
             card_country: pa.Array) -> np.ndarray:
-    from cutover.stack.routing import region_of
-
     regions = region_of(stack.gateways, card_country).to_pylist()
     out = np.full(len(regions), np.nan)
     for i, (g, r) in enumerate(zip(route.to_pylist(), regions, strict=True)):
@@ -234,7 +230,6 @@ def _true_p(rates: dict[str, dict[str, float]], stack: Any, route: pa.Array,
 def load_report_rates(path: Path | None = None) -> dict[str, float]:
     """Indicative units-per-USD rates for headline totals (cutover/fixtures/fx/indicative.toml,
     the same rates a plan's money limits use)."""
-    from cutover.stack.fx import load_fx
     fx = load_fx(path)
     if fx.reference != "USD":
         raise ConfigError(f"{path}: evaluate sums in USD; the rates file's reference is "

@@ -23,11 +23,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cutover.errors import InputError
+from cutover.errors import CheckFailed, InputError
 from cutover.stack import metrics, registry
+from cutover.stack.checks import constant_features, label_times, training_warnings
 from cutover.stack.features import FEATURES, FeatureState
 from cutover.stack.reasons import METHOD_DEFAULT, reference_of
 from cutover.stack.routing import fit_success, load_gateways
+from cutover.store.traffic import iter_batches
 
 VALID_SHARE: Final = 0.2
 #: Decline where 0.2 % of legitimate payments would be declined, review up to 2 %.
@@ -72,8 +74,6 @@ def _us(when: datetime | None) -> int | None:
 def collect(store: Path, until: datetime | None = None, on_progress: Progress | None = None,
             labels_as_of: datetime | None = None) -> TrainingSet:
     """Stream the store in time order and build the training set of rows with ts < until."""
-    from cutover.store.traffic import iter_batches
-
     until_us, as_of_us = _us(until), _us(labels_as_of)
     state, parts, done = FeatureState(), [], 0
     for batch in iter_batches(store):
@@ -183,8 +183,6 @@ def train(store: Path, registry_dir: Path, *, until: datetime | None = None, see
     The card's ``checks`` state constant features and labels without times; with ``strict``
     either refuses (CheckFailed) before anything is saved.
     """
-    from cutover.errors import CheckFailed
-    from cutover.stack.checks import constant_features, label_times, training_warnings
     data = collect(Path(store), until, on_progress, labels_as_of)
     checks = {"constant_features": constant_features(data.X, list(FEATURES)),
               "labels": label_times(Path(store), until)}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
-from cutover.errors import ErrorRateExceeded, NothingUseful
+from cutover.errors import ErrorRateExceeded, InputError, NothingUseful
 
 #: The documented default of every --max-error-rate: 5% of calls or rows may fail.
 MAX_ERROR_RATE_DEFAULT: Final = 0.05
@@ -111,7 +111,6 @@ def read_error_file(path: Path, rows_max: int = 1_000_000) -> ErrorLog:
 
 def check_rate_option(value: float) -> float:
     """A --max-error-rate value must be a share between 0 and 1."""
-    from cutover.errors import InputError
     if not 0.0 <= value <= 1.0:
         raise InputError(f"--max-error-rate {value}: a share between 0 and 1 (0.05 is 5%)")
     return value

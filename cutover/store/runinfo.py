@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import pyarrow.parquet as pq
+
 from cutover import __version__
 from cutover.digest import file_sha256
 from cutover.errors import StoreError
@@ -33,7 +35,6 @@ def utc_now() -> str:
 
 def store_inputs(store: Path) -> list[dict[str, Any]]:
     """Each store file with its hash and row count (from the Parquet footer)."""
-    import pyarrow.parquet as pq
     return [{"path": str(f.resolve()), "sha256": file_sha256(f),
              "rows": pq.ParquetFile(f).metadata.num_rows} for f in store_files(store)]
 

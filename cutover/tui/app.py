@@ -4,6 +4,7 @@ follow-mode poll that tells the current screen when the run has grown."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from functools import partial
 
 from textual import work
@@ -73,7 +74,6 @@ class CutoverApp(App[None]):
     def action_refresh(self) -> None:
         """Ask the current screen to read the stores again, and say so: a refresh that
         changes nothing on screen must still show it happened."""
-        from datetime import UTC, datetime
         self.screen.post_message(RunChanged())
         self.notify(f"re-read the run at {datetime.now(UTC):%H:%M:%S} UTC",
                     title="refreshed", timeout=REFRESH_NOTICE_S)

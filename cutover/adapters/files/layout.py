@@ -24,6 +24,7 @@ from typing import Any, Final
 import pyarrow as pa
 
 from cutover.errors import LayoutError
+from cutover.paths import fixtures_dir
 
 FIELD_TYPES: Final = ("text", "integer", "amount", "packed", "date", "time", "timestamp",
                       "constant")
@@ -163,8 +164,6 @@ class Layout:
 
 def layouts_dir() -> Path:
     """Directory of the built-in layouts (under the fixtures directory)."""
-    from cutover.paths import fixtures_dir
-
     return fixtures_dir() / "layouts"
 
 

@@ -30,6 +30,7 @@ from cutover.adapters.files.controls import BATCH_COLUMN, ControlCheck
 from cutover.adapters.files.findings import Finding, record_type_code
 from cutover.adapters.files.layout import Layout
 from cutover.errors import LayoutError
+from cutover.paths import fixtures_dir
 
 #: Findings kept per kind of problem; the count of the rest is reported, not every line.
 FINDINGS_PER_KIND_MAX: Final = 20
@@ -71,8 +72,6 @@ class AchCodes:
 @lru_cache(maxsize=1)
 def ach_codes() -> AchCodes:
     """Load the shipped code tables once; LayoutError if they are malformed."""
-    from cutover.paths import fixtures_dir
-
     path = fixtures_dir() / "codes" / "ach_codes.toml"
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))

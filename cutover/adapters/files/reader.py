@@ -31,6 +31,7 @@ from cutover.adapters.files.delimited import columns as delimited_columns
 from cutover.adapters.files.delimited import to_fixed
 from cutover.adapters.files.findings import Finding, FormatChecker, record_type_code
 from cutover.adapters.files.layout import Layout, RecordType
+from cutover.adapters.files.nacha import NachaChecker
 from cutover.adapters.tokenize import mask_pans
 from cutover.domain import CURRENCY_EXPONENTS
 from cutover.errors import ControlTotalMismatch, InputError
@@ -41,8 +42,6 @@ BATCH_ROWS_DEFAULT: Final = 65_536
 def make_checker(layout: Layout) -> FormatChecker | None:
     """The format checker the layout names (structure and code tables), or None."""
     if layout.checker == "nacha":
-        from cutover.adapters.files.nacha import NachaChecker
-
         return NachaChecker(layout)
     return None
 

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 from lxml import etree
 
+from cutover.adapters.importer import assemble_traffic, commit
 from cutover.adapters.statements.model import StatementProblem
 from cutover.adapters.statements.xsd import ISO_NS_PREFIX, message_id, schema_for, schema_problem
 from cutover.domain import MoneyError, to_minor
@@ -188,8 +189,6 @@ def payments_table(read: PaymentsRead) -> tuple[dict[str, pa.Array], int]:
 
 def import_payments(path: str | Path, store: str | Path) -> Any:
     """Import a pain.001 or pacs.008 file; ControlTotalMismatch imports nothing."""
-    from cutover.adapters.importer import assemble_traffic, commit
-
     path = Path(path)
     read = read_payments(path)
     if read.problems:

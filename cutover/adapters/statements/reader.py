@@ -7,7 +7,10 @@ from typing import Final, Protocol
 
 import pyarrow as pa
 
+from cutover.adapters.statements.camt053 import Camt053Reader
 from cutover.adapters.statements.model import ENTRY, StatementRead
+from cutover.adapters.statements.mt940 import Mt940Reader
+from cutover.adapters.statements.xsd import message_id
 from cutover.errors import CheckFailed, InputError
 
 #: Bytes read to tell XML from MT940 text.
@@ -42,12 +45,7 @@ def open_statement(path: str | Path, validate_schema: bool = True) -> StatementR
     """A streaming reader for a camt.053 or MT940 file (chosen by content)."""
     path = Path(path)
     if sniff_format(path) == "mt940":
-        from cutover.adapters.statements.mt940 import Mt940Reader
-
         return Mt940Reader(path)
-    from cutover.adapters.statements.camt053 import Camt053Reader
-    from cutover.adapters.statements.xsd import message_id
-
     message = message_id(path)
     if not message.startswith("camt.053."):
         raise InputError(f"statement {path}: {message} is not a camt.053 statement")

@@ -16,6 +16,7 @@ from lxml import etree
 
 from cutover.adapters.statements.model import StatementProblem
 from cutover.errors import InputError
+from cutover.paths import fixtures_dir
 from cutover.xmlsafe import iter_elements, iter_start
 
 ISO_NS_PREFIX: Final = "urn:iso:std:iso:20022:tech:xsd:"
@@ -41,8 +42,6 @@ def message_id(path: Path) -> str:
 @lru_cache(maxsize=len(MESSAGES))
 def schema_for(message: str) -> etree.XMLSchema:
     """The compiled XSD of a supported message version (our own shipped file, trusted)."""
-    from cutover.paths import fixtures_dir
-
     if message not in MESSAGES:
         raise InputError(f"message {message} is not supported (supported:"
                          f" {', '.join(MESSAGES)})")

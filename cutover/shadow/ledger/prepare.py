@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from cutover.errors import StoreError
+from cutover.errors import InvariantBroken, StoreError
+from cutover.pan import CANDIDATE_PATTERN, has_pan, mask_pans
 from cutover.shadow.ledger import chain
 from cutover.shadow.ledger.posting_rules import COLUMNS, Plan, check_balanced, plan_postings
 from cutover.shadow.ledger.schema import BOOK_NAMES
@@ -104,8 +105,6 @@ def prepare_part(path: Path, batch_rows: int, head: Head, encode: Encoder,
 def refuse_clear_pans(plan: Plan, path: Path) -> None:
     """Stop before a card number in clear becomes part of the audit chain (it could never be
     removed again without breaking the chain): txn ids and account names are scanned."""
-    from cutover.errors import InvariantBroken
-    from cutover.pan import CANDIDATE_PATTERN, has_pan, mask_pans
     for name, values in (("txn_id", plan.txn_id), ("account", plan.account)):
         hits = pc.fill_null(pc.match_substring_regex(values, CANDIDATE_PATTERN), False)
         for i in np.flatnonzero(hits.to_numpy(zero_copy_only=False)):

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from sqlalchemy import Engine, select
 
+from cutover.adapters.files import FileReader, load_layout
 from cutover.errors import StoreError
 from cutover.shadow.ledger.posting_rules import FEE_EXPENSE, MERCHANT_PAYABLE
 from cutover.shadow.ledger.schema import BOOK_IDS, accounts, balances
@@ -77,7 +78,7 @@ def mirror_balances(engine: Engine) -> BalanceMap:
 def read_balance_file(path: Path, layout_name: str = "legacy_balances") -> BalanceMap:
     """The legacy end-of-day balance file as a map, read by the batch-file adapter."""
     try:
-        from cutover.adapters.files import FileReader, load_layout
+        pass
     except ImportError as exc:
         raise StoreError("the batch-file adapter (cutover.adapters.files) is not installed;"
                          " cannot read the legacy balance file") from exc

@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Header, Static, Tree
 
 from cutover.tui import format as fmt
 from cutover.tui.screens.base import RunScreen, screen_keys_unlisted
+from cutover.tui.screens.feedback import FeedbackScreen
 from cutover.tui.views.detail import explain
 from cutover.tui.widgets.tables import fill
 
@@ -93,7 +94,6 @@ class DetailScreen(RunScreen):
         if not row:
             self.notify("nothing to mark yet", severity="warning")
             return
-        from cutover.tui.screens.feedback import FeedbackScreen
         self.app.push_screen(FeedbackScreen.from_row(row))
 
 

@@ -22,6 +22,8 @@ from textual.worker import get_current_worker
 
 from cutover.tui import format as fmt
 from cutover.tui.screens.base import RunScreen, screen_keys_unlisted
+from cutover.tui.screens.detail import DetailScreen
+from cutover.tui.screens.feedback import FeedbackScreen
 from cutover.tui.views.diffs import (
     CATEGORY_CHOICES,
     MISMATCHES,
@@ -270,7 +272,6 @@ class DiffsScreen(RunScreen):
 
     @on(DataTable.RowSelected, "#diffs")
     def _open_detail(self, event: DataTable.RowSelected) -> None:
-        from cutover.tui.screens.detail import DetailScreen
         self.app.push_screen(DetailScreen(str(event.row_key.value)))
 
     def action_mark_expected(self) -> None:
@@ -279,7 +280,6 @@ class DiffsScreen(RunScreen):
         if row is None:
             self.notify("no row selected", severity="warning")
             return
-        from cutover.tui.screens.feedback import FeedbackScreen
         self.app.push_screen(FeedbackScreen.from_row(row))
 
 

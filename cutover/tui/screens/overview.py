@@ -16,7 +16,7 @@ from cutover.tui import format as fmt
 from cutover.tui.screens.base import RunScreen
 from cutover.tui.views.counts import NOT_MISMATCH, RunCounts
 from cutover.tui.views.diffs import MISMATCHES
-from cutover.tui.views.plan import PlanView
+from cutover.tui.views.plan import PlanView, read_plan
 from cutover.tui.views.run import RunFiles, read_run_files, run_facts
 from cutover.tui.widgets.tables import fill
 
@@ -84,7 +84,6 @@ class OverviewScreen(RunScreen):
         counts = self.tui.counts_cache.counts(config.run_dir)
         plan = None
         if config.plan_db:
-            from cutover.tui.views.plan import read_plan
             plan = read_plan(config.plan_db, files.report, config.clock)
         return OverviewData(files, counts, plan)
 

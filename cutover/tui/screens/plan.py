@@ -9,7 +9,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from cutover.tui import format as fmt
 from cutover.tui.screens.base import RunScreen
-from cutover.tui.views.plan import PlanView
+from cutover.tui.views.plan import PlanView, read_plan
 from cutover.tui.views.run import read_run_files
 from cutover.tui.widgets.tables import fill
 
@@ -43,7 +43,6 @@ class PlanScreen(RunScreen):
         config = self.tui.config
         if not config.plan_db:
             return None
-        from cutover.tui.views.plan import read_plan
         return read_plan(config.plan_db, read_run_files(config.run_dir).report, config.clock)
 
     def show(self, view: PlanView | None) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
+from cutover.errors import InputError, StoreError
+from cutover.shadow.drilldown import explain as drilldown
 from cutover.tui.views.diffs import find_row
 
 #: The outcome fields compared side by side, as (label, diff-row suffix).
@@ -34,10 +36,9 @@ def explain(run_dir: Path, txn_id: str,
     and TreeSHAP): pass an earlier answer's ``model`` to reuse it.
     """
     try:
-        from cutover.shadow.drilldown import explain as drilldown
+        pass
     except ImportError:
         return explain_from_rows(run_dir, txn_id)
-    from cutover.errors import InputError, StoreError
     try:
         found = drilldown(Path(run_dir), txn_id, model)
     except StoreError:

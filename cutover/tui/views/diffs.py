@@ -19,6 +19,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from cutover.domain import CATEGORIES, DIFF, SEVERITIES
+from cutover.stack.fx import load_fx, min_amount_minor, reference_amounts
 from cutover.tui.views.run import part_files
 
 #: Pseudo-categories of the category filter: the mismatches as docs/contracts.md defines them
@@ -127,7 +128,6 @@ def filter_expression(query: DiffQuery) -> ds.Expression | None:
 def _reference_amount_at_least(reference_major: float) -> ds.Expression:
     """Rows worth at least ``reference_major`` at the indicative rates: one threshold per
     currency in its own minor units, so the filter pushes down to the Parquet scan."""
-    from cutover.stack.fx import load_fx, min_amount_minor
     thresholds = min_amount_minor(load_fx(), reference_major)
     expression = None
     for currency, minor in sorted(thresholds.items()):
@@ -140,7 +140,6 @@ def sort_key(keys: pa.Table, sort: str) -> pa.Array | np.ndarray:
     """The column a page is ordered by: amounts by their indicative reference value (minor
     units of different currencies do not compare), severities by rank."""
     if sort == "amount_minor":
-        from cutover.stack.fx import load_fx, reference_amounts
         amount = pc.fill_null(keys["amount_minor"], 0).to_numpy(zero_copy_only=False)
         return reference_amounts(load_fx(), amount, keys["currency"])
     if sort == "severity":

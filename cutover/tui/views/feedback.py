@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from cutover.domain import MISMATCH_CATEGORIES
+from cutover.errors import CutoverError
+from cutover.shadow.diff_rules import append_expected_rule
 
 RULES_FILE: Final = "diff_rules.toml"
 REASON_CHARS_MAX: Final = 2000
@@ -71,8 +73,6 @@ def parse_segment_pairs(text: str) -> dict[str, str]:
 def append_expected(run_dir: Path, pattern: ExpectedPattern,
                     at: datetime | None = None) -> dict[str, Any]:
     """Append ``pattern`` to RUN_DIR/diff_rules.toml; ValueError saying what is wrong."""
-    from cutover.errors import CutoverError
-    from cutover.shadow.diff_rules import append_expected_rule
     problems = pattern.problems()
     if problems:
         raise ValueError("; ".join(problems))

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from cutover.errors import CutoverError
+from cutover.shadow.ledger.compare import class_totals
+from cutover.shadow.ledger.uow import default_url, make_engine
+from cutover.shadow.ledger.verify import verify_ledger
 from cutover.tui.views.run import read_json
 
 RECONCILE_FILE: Final = "reconcile.json"
@@ -32,7 +36,6 @@ class LedgerView:
 def default_ledger_url(run_dir: Path) -> str | None:
     """sqlite:///RUN_DIR/ledger.db when that file exists, else None."""
     if (Path(run_dir) / LEDGER_FILE).is_file():
-        from cutover.shadow.ledger.uow import default_url
         return default_url(Path(run_dir))
     return None
 
@@ -47,8 +50,6 @@ def read_ledger(url: str | None, run_dir: Path, with_verify: bool = True) -> Led
     from sqlalchemy import inspect
     from sqlalchemy.exc import SQLAlchemyError
 
-    from cutover.errors import CutoverError
-    from cutover.shadow.ledger.uow import make_engine
     try:
         engine = make_engine(url)
     except (CutoverError, SQLAlchemyError) as exc:
@@ -72,7 +73,6 @@ def read_ledger(url: str | None, run_dir: Path, with_verify: bool = True) -> Led
 
 def class_balances(engine: Any) -> list[dict[str, Any]]:
     """One row per (account class, currency): legacy, candidate, candidate minus legacy."""
-    from cutover.shadow.ledger.compare import class_totals
     totals = class_totals(engine)
     keys = sorted({(cls, cur) for _, cls, cur in totals})
     rows = []
@@ -87,7 +87,6 @@ def class_balances(engine: Any) -> list[dict[str, Any]]:
 
 def verify_summary(engine: Any) -> dict[str, Any]:
     """`cutover shadow verify` as plain data: ok, entries checked, the first break if any."""
-    from cutover.shadow.ledger.verify import verify_ledger
     report = verify_ledger(engine)
     return {"ok": report.ok, "entries": report.entries,
             "chain_break": None if report.chain_break is None else str(report.chain_break),
@@ -97,7 +96,6 @@ def verify_summary(engine: Any) -> dict[str, Any]:
 
 def _shown_url(url: str, run_dir: Path) -> str:
     """The default ledger as RUN_DIR/ledger.db (short, and the same on every machine)."""
-    from cutover.shadow.ledger.uow import default_url
     if url == default_url(Path(run_dir)):
         return f"RUN_DIR/{LEDGER_FILE}"
     return _redacted(url)

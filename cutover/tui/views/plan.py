@@ -13,6 +13,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cutover.errors import CutoverError
+from cutover.migrate.gate import evaluate
+from cutover.migrate.state import PlanMachine, approvers, current_phase, utcnow
+
 
 @dataclass
 class PlanView:
@@ -35,8 +39,6 @@ def read_plan(url: str, report: dict[str, Any] | None,
     """The plan state at ``url``; ``error`` set instead of raising when it cannot be read."""
     import sqlalchemy as sa
 
-    from cutover.errors import CutoverError
-    from cutover.migrate.state import PlanMachine, approvers, current_phase, utcnow
     try:
         parsed = sa.engine.make_url(url)
         # SQLite would create a missing file on connect and show an empty plan: refuse instead.
@@ -74,8 +76,6 @@ def read_plan(url: str, report: dict[str, Any] | None,
 
 def _gate(report: dict[str, Any] | None, target: Any) -> dict[str, Any] | None:
     """The next phase's gate judged on this run's report, or why it cannot be."""
-    from cutover.errors import CutoverError
-    from cutover.migrate.gate import evaluate
     if report is None:
         return {"phase": target.name, "passed": None, "checks": [],
                 "error": "no report.json yet: the gate is judged when the replay finishes"}
