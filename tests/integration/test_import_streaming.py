@@ -23,6 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cutover.adapters.files import FileWriter, load_layout
+from cutover.adapters import importer as importer_module
 from cutover.adapters.importer import STAGING_DIR
 from cutover.adapters.sources import import_source
 from cutover.cli import app
@@ -194,7 +195,8 @@ def test_crash_while_publishing_then_rerun_imports_exactly_the_rest(tmp_path, mo
 
     store = tmp_path / "store"
     with monkeypatch.context() as patch:
-        patch.setattr(store_module, "move_parts", crash_after_three)
+        # Patched where the importer looks it up, so only the publish step crashes.
+        patch.setattr(importer_module, "move_parts", crash_after_three)
         with pytest.raises(OSError, match="simulated crash"):
             import_source(path, store, fmt="layout", chunk_rows=7)
     published = store_module.store_files(store)
