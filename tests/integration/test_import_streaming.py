@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from cutover.adapters.files import FileWriter, load_layout
 from cutover.adapters import importer as importer_module
+from cutover.adapters.files import FileWriter, load_layout
 from cutover.adapters.importer import STAGING_DIR
 from cutover.adapters.sources import import_source
 from cutover.cli import app
